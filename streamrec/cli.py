@@ -1,0 +1,65 @@
+"""The ``streamrec`` command line.
+
+Each subcommand lives beside the code it drives, in a module with a ``register(subparsers)``
+function that adds its parser and sets ``func`` (a callable ``(args) -> int``). Those modules
+import heavy dependencies (torch, onnxruntime) inside their functions, so ``streamrec --help``
+and the stream worker stay light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from streamrec.settings import UserError
+
+# subcommand modules, in the order ``--help`` lists them
+COMMAND_MODULES = [
+    "streamrec.stack_commands",  # up, down
+    "streams.commands",  # worker, produce, tail, demo
+    "training.commands",  # train, eval
+    "inference.commands",  # bench, model
+    "training.adapt_commands",  # replay, trainer
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamrec", description="A streaming, real-time recommender."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # a package not written yet
+            if exc.name and name.startswith(exc.name):
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"streamrec {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

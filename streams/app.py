@@ -1,0 +1,252 @@
+"""The Faust worker: topics, the per-user table, and the agents, declared thinly.
+
+- ``clicks`` (key = user_id, raw bytes) -> :class:`ClickBatchHandler` per batch of events:
+  invalid records go to ``clicks.dlq`` with a reason; valid ones update the ``user-state`` table
+  (changelog-backed) through :class:`~streams.engine.RecommendationEngine`, and one
+  recommendation per event goes to ``recommendations`` and to Redis.
+- ``items`` -> the shared catalogue in Redis (invalid records also go to ``clicks.dlq``).
+
+Delivery is at-least-once: a batch's offsets are acknowledged only after its recommendations
+and dead letters are acknowledged by the broker. A repeated ``event_id`` leaves state alone and
+re-sends its recommendation; consumers dedupe by ``event_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaProducer
+
+from streamrec.settings import Settings
+from streams.engine import EngineConfig, RecommendationEngine
+from streams.events import ClickEvent, Rejection, dead_letter, parse_click, parse_item
+from streams.serving_state import RedisCatalog, mirror_to_redis
+from streams.signals import RedisSignals
+from streams.state import StateConfig, UserState
+
+log = logging.getLogger(__name__)
+
+USER_STATE_TABLE = "user-state"
+
+
+def state_config(settings: Settings) -> StateConfig:
+    return StateConfig(
+        history_length=settings.history_length,
+        session_gap_ms=settings.session_gap_ms,
+        interest_half_life_ms=settings.interest_half_life_ms,
+        seen_capacity=settings.seen_capacity,
+        dedup_capacity=settings.dedup_capacity,
+    )
+
+
+def build_app(settings: Settings) -> faust.App:
+    """The Faust app for ``settings`` (broker quirks come from ``settings.broker``)."""
+    profile = settings.broker
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.require_kafka()}",
+        store="memory://",
+        web_enabled=False,
+        web_bind="127.0.0.1",
+        topic_partitions=profile["topic_partitions"],
+        topic_replication_factor=1,
+        broker_session_timeout=profile["broker_session_timeout"],
+        broker_heartbeat_interval=profile["broker_heartbeat_interval"],
+        broker_rebalance_timeout=profile["broker_rebalance_timeout"],
+        producer_max_batch_size=profile["producer_max_batch_size"],
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+    )
+    clicks = app.topic(
+        settings.clicks_topic, key_type=bytes, value_type=bytes,
+        key_serializer="raw", value_serializer="raw",
+    )
+    items = app.topic(
+        settings.items_topic, key_type=bytes, value_type=bytes,
+        key_serializer="raw", value_serializer="raw",
+    )
+    users = app.Table(
+        USER_STATE_TABLE,
+        default=None,
+        key_type=bytes,  # raw user_id bytes, hashed exactly like the clicks topic's keys
+        partitions=profile["topic_partitions"],
+        # the changelog partition comes from the key, exactly as the clicks producer's does:
+        # batches (take_events) have no single "current event" to take it from
+        use_partitioner=True,
+    )
+    runtime = WorkerRuntime(settings)
+
+    @app.task
+    async def start_runtime() -> None:
+        await runtime.start()
+
+    @app.agent(clicks)
+    async def handle_clicks(stream: Any) -> None:
+        await runtime.started.wait()
+        handler = ClickBatchHandler(settings, runtime, users)
+        async for batch in stream.take_events(
+            settings.worker_batch_size, within=settings.worker_batch_within_s
+        ):
+            await handler.handle(batch)
+
+    @app.agent(items)
+    async def handle_items(stream: Any) -> None:
+        await runtime.started.wait()
+        async for batch in stream.take_events(256, within=0.05):
+            await runtime.handle_items(batch)
+
+    @app.timer(interval=5.0)
+    async def report_stats() -> None:
+        if runtime.started.is_set():
+            log.info("worker stats: %s", json.dumps(runtime.stats()))
+
+    app.conf.streamrec_runtime = runtime  # type: ignore[attr-defined]
+    return app
+
+
+class WorkerRuntime:
+    """Connections and shared objects of one worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings.resolved()
+        self.started = asyncio.Event()
+        self.redis: Any = None
+        self.producer: AIOKafkaProducer | None = None
+        self.engine: RecommendationEngine | None = None
+        self.catalog: RedisCatalog | None = None
+        self.dlq_count = 0
+        self.model_client: Any = None
+
+    async def start(self) -> None:
+        import redis.asyncio as aioredis
+
+        s = self.settings
+        self.redis = aioredis.from_url(s.require_redis())
+        await self.redis.ping()
+        # our own producer for recommendations and dead letters: batched (linger), unlike the
+        # changelog producer whose batch size the broker profile may pin to 1
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=s.require_kafka(), linger_ms=1, acks=1,
+        )
+        await self.producer.start()
+        self.catalog = RedisCatalog(self.redis)
+        signals = RedisSignals(
+            self.redis,
+            window_ms=s.trending_window_ms,
+            hop_ms=s.trending_hop_ms,
+            top_n=s.covisit_top_n,
+            refresh_s=s.trending_refresh_s,
+        )
+        self.model_client = await self._start_model_client()
+        self.engine = RecommendationEngine(
+            signals,
+            self.catalog,
+            model=self.model_client,
+            config=EngineConfig(
+                k=s.recommendations_k, model_timeout_s=s.triton_timeout_s,
+                state=state_config(s),
+            ),
+        )
+        self.started.set()
+
+    async def _start_model_client(self) -> Any:
+        if not self.settings.triton_url:
+            log.warning("no Triton configured: answering from the stream recommenders")
+            return None
+        try:
+            from inference.client import ModelClient
+        except ImportError:
+            return None
+        client = ModelClient.from_settings(self.settings)
+        await client.start()
+        return client
+
+    async def send(self, topic: str, key: bytes | None, value: dict[str, Any]) -> Any:
+        assert self.producer is not None
+        return await self.producer.send_and_wait(
+            topic, key=key, value=json.dumps(value).encode()
+        )
+
+    async def dead_letter(self, raw: bytes | None, reason: str, message: Any) -> Any:
+        self.dlq_count += 1
+        record = dead_letter(
+            raw, reason, topic=message.topic, partition=message.partition, offset=message.offset
+        )
+        return await self.send(self.settings.dlq_topic, message.key, record)
+
+    async def handle_items(self, batch: list[Any]) -> None:
+        assert self.catalog is not None
+        valid = []
+        pending = []
+        for event in batch:
+            item = parse_item(event.value, max_bytes=self.settings.max_event_bytes)
+            if isinstance(item, Rejection):
+                pending.append(self.dead_letter(event.value, item.reason, event.message))
+            else:
+                valid.append(item)
+        if valid:
+            await self.catalog.publish(valid)
+            if self.model_client is not None and hasattr(self.model_client, "on_new_items"):
+                await self.model_client.on_new_items(valid)
+        await asyncio.gather(*pending)
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"dlq": self.dlq_count}
+        if self.engine is not None:
+            out.update(self.engine.stats.as_dict())
+        if self.model_client is not None and hasattr(self.model_client, "stats"):
+            out["model"] = self.model_client.stats
+        return out
+
+
+class ClickBatchHandler:
+    """Validates a batch, runs the engine, writes the table, sends and mirrors the results."""
+
+    def __init__(self, settings: Settings, runtime: WorkerRuntime, users: Any) -> None:
+        self.settings = runtime.settings
+        self.runtime = runtime
+        self.users = users
+        self.config = state_config(self.settings)
+
+    async def handle(self, batch: list[Any]) -> None:
+        rt = self.runtime
+        assert rt.engine is not None
+        s = self.settings
+        acks = []
+        valid: list[ClickEvent] = []
+        for event in batch:
+            parsed = parse_click(
+                event.value,
+                max_bytes=s.max_event_bytes,
+                max_id_length=s.max_id_length,
+                max_future_skew_ms=s.max_future_skew_ms,
+            )
+            if isinstance(parsed, ClickEvent):
+                valid.append(parsed)
+            else:
+                acks.append(rt.dead_letter(event.value, parsed.reason, event.message))
+        if valid:
+            states: dict[str, UserState] = {}
+            for user_id in {e.user_id for e in valid}:
+                stored = self.users.get(user_id.encode())
+                if stored is not None:
+                    states[user_id] = UserState.from_dict(stored)
+            recommendations = await rt.engine.process_batch(valid, states)
+            for user_id, state in states.items():
+                self.users[user_id.encode()] = state.to_dict()
+            for rec in recommendations:
+                acks.append(rt.send(s.recommendations_topic, rec.user_id.encode(), rec.to_json()))
+            acks.append(
+                mirror_to_redis(
+                    rt.redis, states.values(), recommendations,
+                    s.redis_state_ttl_s, s.interest_half_life_ms,
+                )
+            )
+        # at-least-once: the batch is acknowledged (take_events acks after this returns) only
+        # once the broker has every recommendation and dead letter
+        await asyncio.gather(*acks)
