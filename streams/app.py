@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import time
 from typing import Any
 
 import faust
@@ -31,6 +33,7 @@ from streams.state import StateConfig, UserState
 log = logging.getLogger(__name__)
 
 USER_STATE_TABLE = "user-state"
+WORKERS_READY_KEY = "workers:ready"
 
 
 def state_config(settings: Settings) -> StateConfig:
@@ -104,6 +107,7 @@ def build_app(settings: Settings) -> faust.App:
     async def report_stats() -> None:
         if runtime.started.is_set():
             log.info("worker stats: %s", json.dumps(runtime.stats()))
+            await runtime.publish_stats()
 
     app.conf.streamrec_runtime = runtime  # type: ignore[attr-defined]
     return app
@@ -194,6 +198,15 @@ class WorkerRuntime:
             if self.model_client is not None and hasattr(self.model_client, "on_new_items"):
                 await self.model_client.on_new_items(valid)
         await asyncio.gather(*pending)
+
+    async def mark_ready(self) -> None:
+        """Tell the demo and the tests that this worker is serving (``workers:ready`` hash)."""
+        await self.publish_stats()
+
+    async def publish_stats(self) -> None:
+        await self.redis.hset(
+            WORKERS_READY_KEY, str(os.getpid()), json.dumps({"ts": time.time(), **self.stats()})
+        )
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"dlq": self.dlq_count}

@@ -51,7 +51,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings.require_redis()
     asyncio.run(ensure_topics(settings))
     app = build_app(settings)
-    worker = Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
+    runtime = app.conf.streamrec_runtime
+
+    class StreamrecWorker(Worker):
+        async def on_startup_finished(self) -> None:
+            await super().on_startup_finished()
+            await runtime.started.wait()
+            await runtime.mark_ready()
+
+    worker = StreamrecWorker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
     return 0
 

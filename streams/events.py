@@ -118,7 +118,7 @@ def _check_id(obj: dict[str, Any], name: str, max_len: int) -> str | Rejection:
         return Rejection(f"missing field '{name}'")
     value = obj[name]
     if not isinstance(value, str):
-        return Rejection(f"field '{name}' must be a string, got {type(value).__name__}")
+        return Rejection(f"field '{name}' must be a string, got {_json_type(value)}")
     if not value.strip():
         return Rejection(f"field '{name}' is empty")
     if len(value) > max_len:
@@ -142,8 +142,18 @@ def _decode_object(raw: bytes | None, max_bytes: int) -> dict[str, Any] | Reject
     except RecursionError:
         return Rejection("malformed JSON: nested too deeply")
     if not isinstance(obj, dict):
-        return Rejection(f"JSON value must be an object, got {type(obj).__name__}")
+        return Rejection(f"JSON value must be an object, got {_json_type(obj)}")
     return obj
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return {"str": "string", "list": "array", "dict": "object"}.get(type(value).__name__, "value")
 
 
 def _is_number(value: Any) -> bool:
@@ -182,7 +192,8 @@ def parse_click(
     if ts is None:
         return Rejection("missing field 'ts'")
     if not isinstance(ts, int) or isinstance(ts, bool):
-        return Rejection(f"field 'ts' must be an integer (epoch ms), got {type(ts).__name__}")
+        kind_name = "a fraction" if isinstance(ts, float) else _json_type(ts)
+        return Rejection(f"field 'ts' must be an integer (epoch ms), got {kind_name}")
     if ts < 0:
         return Rejection("field 'ts' is negative")
     now = now_ms if now_ms is not None else globals()["now_ms"]()
