@@ -16,6 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     worker.add_argument("--loglevel", default="warning")
     worker.set_defaults(func=cmd_worker)
 
+    topics = sub.add_parser("topics", help="create streamrec's topics (profile's partitions)")
+    topics.set_defaults(func=cmd_topics)
+
     produce = sub.add_parser("produce", help="replay a dataset or a JSONL file into Kafka")
     source = produce.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", choices=["ml-100k"], help="MovieLens-100K from recbole")
@@ -61,6 +64,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     worker = StreamrecWorker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from streams.kafka_io import all_topics, ensure_topics
+
+    settings = Settings.from_env().resolved()
+    asyncio.run(ensure_topics(settings))
+    print(f"topics ready ({settings.broker['topic_partitions']} partitions for new ones): "
+          + ", ".join(all_topics(settings)))
     return 0
 
 

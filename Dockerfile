@@ -1,0 +1,11 @@
+# The stream worker and producer image: no torch (the `train` extra is not installed).
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY streamrec ./streamrec
+COPY streams ./streams
+COPY inference ./inference
+COPY training ./training
+RUN pip install --no-cache-dir . && pip install --no-cache-dir --no-deps recbole==1.2.1
+ENV PYTHONUNBUFFERED=1
+CMD ["streamrec", "worker"]
