@@ -22,8 +22,10 @@ from typing import Any
 # - a consumer-group join takes about half the session timeout: keep it short;
 # - end_offsets() is wrong after multi-record batches, so Faust recovers tables short after a
 #   restart unless the producer sends one record per batch;
-# - idempotent/transactional producers are rejected: at-least-once only.
+# - idempotent/transactional producers are rejected: at-least-once only;
+# - a fetch waits its full max wait even when records are there (fetch_min_bytes ignored).
 EMBEDDED_PROFILE: dict[str, Any] = {
+    "fetch_max_wait_ms": 10,
     "broker_session_timeout": 6.0,
     "broker_heartbeat_interval": 1.0,
     "broker_rebalance_timeout": 10.0,
@@ -35,10 +37,11 @@ EMBEDDED_PROFILE: dict[str, Any] = {
 
 # Apache Kafka (docker-compose, production): Kafka's and Faust's defaults.
 KAFKA_PROFILE: dict[str, Any] = {
+    "fetch_max_wait_ms": None,
     "broker_session_timeout": 60.0,
     "broker_heartbeat_interval": 3.0,
     "broker_rebalance_timeout": 60.0,
-    "producer_max_batch_size": 16384,
+    "producer_max_batch_size": 1,
     "consumer_session_timeout_ms": 45000,
     "consumer_heartbeat_interval_ms": 3000,
     "topic_partitions": 12,
@@ -94,7 +97,7 @@ class Settings:
     trending_window_ms: int = 24 * 3600 * 1000
     trending_hop_ms: int = 3600 * 1000
     trending_refresh_s: float = 0.5
-    covisit_top_n: int = 50
+    covisit_top_n: int = 20
     recommendations_k: int = 10
 
     # model serving

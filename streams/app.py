@@ -24,6 +24,7 @@ import faust
 from aiokafka import AIOKafkaProducer
 
 from streamrec.settings import Settings
+from streams import transport
 from streams.engine import EngineConfig, RecommendationEngine
 from streams.events import ClickEvent, Rejection, dead_letter, parse_click, parse_item
 from streams.serving_state import RedisCatalog, mirror_to_redis
@@ -51,7 +52,7 @@ def build_app(settings: Settings) -> faust.App:
     profile = settings.broker
     app = faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.require_kafka()}",
+        broker=f"{transport.SCHEME}://{settings.require_kafka()}",
         store="memory://",
         web_enabled=False,
         web_bind="127.0.0.1",
@@ -109,6 +110,7 @@ def build_app(settings: Settings) -> faust.App:
             log.info("worker stats: %s", json.dumps(runtime.stats()))
             await runtime.publish_stats()
 
+    app.conf.streamrec_fetch_max_wait_ms = profile.get("fetch_max_wait_ms")  # type: ignore[attr-defined]
     app.conf.streamrec_runtime = runtime  # type: ignore[attr-defined]
     return app
 

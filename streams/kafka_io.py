@@ -72,6 +72,7 @@ async def start_consumer(
         session_timeout_ms=settings.broker["consumer_session_timeout_ms"],
         heartbeat_interval_ms=settings.broker["consumer_heartbeat_interval_ms"],
         enable_auto_commit=True,
+        fetch_max_wait_ms=settings.broker.get("fetch_max_wait_ms") or 500,
     )
     try:
         await consumer.start()

@@ -20,10 +20,11 @@ same semantics in one process (prequential replay, unit tests). Both run on even
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,15 +135,17 @@ class InMemorySignals:
 class RedisSignals:
     """The same signals in Redis, shared by every worker.
 
-    Keys: ``trend:<bucket>`` hashes (item -> count) per event-time hop, and ``covis:<item>``
+    Keys: ``trend:<bucket>`` sorted sets (item -> count) per event-time hop, and ``covis:<item>``
     sorted sets (next item -> count). One pipeline per batch writes the counts and reads the
-    co-visitation neighbours of the batch's anchor items; the trending top list is cached for
-    ``refresh_s`` of wall time or until the event-time hop changes.
+    co-visitation neighbours of the batch's anchor items. The trending top list is aggregated
+    inside Redis (ZUNIONSTORE over the window's hops, then the top ``top_n``) when the
+    event-time hop changes or ``refresh_s`` of wall time has passed, so only ``top_n`` items
+    cross the wire.
     """
 
     def __init__(
         self,
-        redis: object,
+        redis: Any,
         window_ms: int,
         hop_ms: int,
         top_n: int = 50,
@@ -156,6 +159,7 @@ class RedisSignals:
         self.refresh_s = refresh_s
         self.bucket_ttl_s = bucket_ttl_s
         self.prefix = prefix
+        self._scratch = f"{prefix}trend:window:{uuid.uuid4().hex[:12]}"
         self._trending: list[tuple[str, float]] = []
         self._trending_key: tuple[int, float] = (-1, 0.0)
 
@@ -168,11 +172,11 @@ class RedisSignals:
     async def observe_and_fetch(
         self, transitions: Sequence[Transition], anchors: set[str], now_ts: int
     ) -> SignalSnapshot:
-        pipe = self.redis.pipeline(transaction=False)  # type: ignore[attr-defined]
+        pipe = self.redis.pipeline(transaction=False)
         touched: set[int] = set()
         for t in transitions:
             bucket = t.ts // self.window.hop_ms
-            pipe.hincrby(self._trend_key(bucket), t.item_id, 1)
+            pipe.zincrby(self._trend_key(bucket), 1, t.item_id)
             touched.add(bucket)
             if t.previous_item is not None and t.previous_item != t.item_id:
                 pipe.zincrby(self._covis_key(t.previous_item), 1, t.item_id)
@@ -182,30 +186,31 @@ class RedisSignals:
         for anchor in ordered_anchors:
             pipe.zrange(self._covis_key(anchor), 0, self.top_n - 1, desc=True, withscores=True)
         refresh = self._needs_refresh(now_ts)
-        buckets = list(self.window.window_buckets(now_ts))
         if refresh:
-            for bucket in buckets:
-                pipe.hgetall(self._trend_key(bucket))
+            keys = [self._trend_key(b) for b in self.window.window_buckets(now_ts)]
+            pipe.zunionstore(self._scratch, keys)
+            # one extra row so ties at the cut are broken by id exactly as in memory
+            pipe.zrange(self._scratch, 0, 4 * self.top_n - 1, desc=True, withscores=True)
+            pipe.expire(self._scratch, 60)
         results = await pipe.execute()
-        tail = results[len(results) - len(buckets) :] if refresh else []
-        covis_end = len(results) - len(tail)
+        covis_end = len(results) - (3 if refresh else 0)
         covis_results = results[covis_end - len(ordered_anchors) : covis_end]
         covisited = {}
         for anchor, rows in zip(ordered_anchors, covis_results, strict=True):
-            pairs = [(_s(i), float(n)) for i, n in rows]
-            covisited[anchor] = sorted(pairs, key=lambda kv: (-kv[1], kv[0]))
+            covisited[anchor] = _ranked(rows, self.top_n)
         if refresh:
-            total: Counter[str] = Counter()
-            for counts in tail:
-                for item, n in counts.items():
-                    total[_s(item)] += int(n)
-            self._trending = [(i, float(n)) for i, n in _top(total, self.top_n)]
+            self._trending = _ranked(results[-2], self.top_n)
             self._trending_key = (now_ts // self.window.hop_ms, time.monotonic())
         return SignalSnapshot(trending=list(self._trending), covisited=covisited)
 
     def _needs_refresh(self, now_ts: int) -> bool:
         bucket, at = self._trending_key
         return bucket != now_ts // self.window.hop_ms or time.monotonic() - at > self.refresh_s
+
+
+def _ranked(rows: list[tuple[Any, float]], k: int) -> list[tuple[str, float]]:
+    pairs = [(_s(i), float(n)) for i, n in rows]
+    return sorted(pairs, key=lambda kv: (-kv[1], kv[0]))[:k]
 
 
 def _s(value: bytes | str) -> str:
