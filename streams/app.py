@@ -28,7 +28,7 @@ from streams import transport
 from streams.engine import EngineConfig, RecommendationEngine
 from streams.events import ClickEvent, Rejection, dead_letter, parse_click, parse_item
 from streams.serving_state import RedisCatalog, mirror_to_redis
-from streams.signals import RedisSignals
+from streams.signals import FailoverSignals, InMemorySignals, RedisSignals
 from streams.state import StateConfig, UserState
 
 log = logging.getLogger(__name__)
@@ -126,13 +126,21 @@ class WorkerRuntime:
         self.engine: RecommendationEngine | None = None
         self.catalog: RedisCatalog | None = None
         self.dlq_count = 0
+        self.mirror_failures = 0
+        self.signals: FailoverSignals | None = None
         self.model_client: Any = None
 
     async def start(self) -> None:
         import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
         s = self.settings
-        self.redis = aioredis.from_url(s.require_redis())
+        # fail fast: during a Redis outage the worker degrades to its own signals
+        self.redis = aioredis.from_url(
+            s.require_redis(), socket_timeout=0.5, socket_connect_timeout=0.5,
+            retry=Retry(NoBackoff(), 0),
+        )
         await self.redis.ping()
         # our own producer for recommendations and dead letters: batched (linger), unlike the
         # changelog producer whose batch size the broker profile may pin to 1
@@ -141,13 +149,17 @@ class WorkerRuntime:
         )
         await self.producer.start()
         self.catalog = RedisCatalog(self.redis)
-        signals = RedisSignals(
-            self.redis,
-            window_ms=s.trending_window_ms,
-            hop_ms=s.trending_hop_ms,
-            top_n=s.covisit_top_n,
-            refresh_s=s.trending_refresh_s,
+        signals = FailoverSignals(
+            RedisSignals(
+                self.redis,
+                window_ms=s.trending_window_ms,
+                hop_ms=s.trending_hop_ms,
+                top_n=s.covisit_top_n,
+                refresh_s=s.trending_refresh_s,
+            ),
+            InMemorySignals(s.trending_window_ms, s.trending_hop_ms, s.covisit_top_n),
         )
+        self.signals = signals
         self.model_client = await self._start_model_client()
         self.engine = RecommendationEngine(
             signals,
@@ -201,17 +213,35 @@ class WorkerRuntime:
                 await self.model_client.on_new_items(valid)
         await asyncio.gather(*pending)
 
+    async def mirror(self, states: Any, recommendations: list[Any]) -> None:
+        """Mirror to Redis; an outage is counted and logged, never fatal."""
+        try:
+            await mirror_to_redis(
+                self.redis, states, recommendations,
+                self.settings.redis_state_ttl_s, self.settings.interest_half_life_ms,
+            )
+        except Exception as exc:  # redis errors, timeouts
+            self.mirror_failures += 1
+            if self.mirror_failures == 1 or self.mirror_failures % 1000 == 0:
+                log.warning("Redis mirror failed (%d so far): %s", self.mirror_failures, exc)
+
     async def mark_ready(self) -> None:
         """Tell the demo and the tests that this worker is serving (``workers:ready`` hash)."""
         await self.publish_stats()
 
     async def publish_stats(self) -> None:
-        await self.redis.hset(
-            WORKERS_READY_KEY, str(os.getpid()), json.dumps({"ts": time.time(), **self.stats()})
-        )
+        try:
+            await self.redis.hset(
+                WORKERS_READY_KEY, str(os.getpid()),
+                json.dumps({"ts": time.time(), **self.stats()}),
+            )
+        except Exception as exc:  # Redis down: stats are best effort
+            log.debug("could not publish stats: %s", exc)
 
     def stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"dlq": self.dlq_count}
+        out: dict[str, Any] = {"dlq": self.dlq_count, "mirror_failures": self.mirror_failures}
+        if self.signals is not None:
+            out["signal_failures"] = self.signals.failures
         if self.engine is not None:
             out.update(self.engine.stats.as_dict())
         if self.model_client is not None and hasattr(self.model_client, "stats"):
@@ -256,12 +286,7 @@ class ClickBatchHandler:
                 self.users[user_id.encode()] = state.to_dict()
             for rec in recommendations:
                 acks.append(rt.send(s.recommendations_topic, rec.user_id.encode(), rec.to_json()))
-            acks.append(
-                mirror_to_redis(
-                    rt.redis, states.values(), recommendations,
-                    s.redis_state_ttl_s, s.interest_half_life_ms,
-                )
-            )
+            acks.append(rt.mirror(states.values(), recommendations))
         # at-least-once: the batch is acknowledged (take_events acks after this returns) only
         # once the broker has every recommendation and dead letter
         await asyncio.gather(*acks)

@@ -10,6 +10,7 @@ Keys (all under ``Settings``' Redis):
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 from streams.engine import Catalog
 from streams.events import CatalogItem, Recommendation
 from streams.state import UserState
+
+log = logging.getLogger(__name__)
 
 
 def item_key(item_id: str) -> str:
@@ -70,7 +73,7 @@ class RedisCatalog(Catalog):
         self._inactive_read_at = 0.0
 
     async def publish(self, items: Sequence[CatalogItem]) -> None:
-        """Write catalogue entries to Redis (shared) and to this worker's cache."""
+        """Write catalogue entries to this worker's cache and to Redis (shared)."""
         pipe = self.redis.pipeline(transaction=False)
         for item in items:
             pipe.hset(item_key(item.item_id), mapping=item_to_hash(item))
@@ -80,7 +83,10 @@ class RedisCatalog(Catalog):
                 pipe.sadd(INACTIVE_KEY, item.item_id)
             self.update(item)
             self._missing.discard(item.item_id)
-        await pipe.execute()
+        try:
+            await pipe.execute()
+        except Exception as exc:  # Redis down: this worker still knows the items
+            log.warning("catalogue not shared (Redis unavailable): %s", exc)
 
     async def ensure(self, item_ids: Iterable[str]) -> None:
         wanted = [i for i in item_ids if i not in self.items and i not in self._missing]
@@ -92,7 +98,11 @@ class RedisCatalog(Catalog):
             pipe.hgetall(item_key(item_id))
         if refresh:
             pipe.smembers(INACTIVE_KEY)
-        results = await pipe.execute()
+        try:
+            results = await pipe.execute()
+        except Exception as exc:  # Redis down: serve from what this worker has cached
+            log.debug("catalogue lookup failed: %s", exc)
+            return
         for item_id, data in zip(wanted, results, strict=False):
             if data:
                 self.update(item_from_hash(item_id, data))

@@ -19,12 +19,15 @@ same semantics in one process (prequential replay, unit tests). Both run on even
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,3 +218,43 @@ def _ranked(rows: list[tuple[Any, float]], k: int) -> list[tuple[str, float]]:
 
 def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+class FailoverSignals:
+    """Shared signals with a local shadow: when Redis fails, answer from this worker's own view.
+
+    Every batch is also counted locally (cheap, bounded by the window), so during a Redis outage
+    the worker keeps recommending from the trending and co-visitation of its own partitions,
+    and goes back to the shared counts as soon as Redis answers again.
+    """
+
+    def __init__(self, primary: StreamSignals, local: InMemorySignals) -> None:
+        self.primary = primary
+        self.local = local
+        self.failures = 0
+        self.degraded = False
+
+    async def observe_and_fetch(
+        self, transitions: Sequence[Transition], anchors: set[str], now_ts: int
+    ) -> SignalSnapshot:
+        self.local.observe(transitions)
+        try:
+            snapshot = await self.primary.observe_and_fetch(transitions, anchors, now_ts)
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            self._fail(exc)
+            return self.local.fetch(anchors, now_ts)
+        except Exception as exc:  # redis' own error classes
+            if type(exc).__module__.startswith("redis"):
+                self._fail(exc)
+                return self.local.fetch(anchors, now_ts)
+            raise
+        if self.degraded:
+            log.warning("shared signals are back: using Redis again")
+        self.degraded = False
+        return snapshot
+
+    def _fail(self, exc: BaseException) -> None:
+        self.failures += 1
+        if not self.degraded:
+            log.warning("shared signals unavailable (%s): using this worker's own", exc)
+        self.degraded = True
