@@ -54,6 +54,7 @@ def build_app(settings: Settings) -> faust.App:
         settings.app_id,
         broker=f"{transport.SCHEME}://{settings.require_kafka()}",
         store="memory://",
+        datadir=str(settings.home / "faust-data"),
         web_enabled=False,
         web_bind="127.0.0.1",
         topic_partitions=profile["topic_partitions"],
