@@ -43,6 +43,7 @@ class DemoOptions:
 class DemoResult:
     sent_at: dict[str, float] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
+    worker_ms: list[float] = field(default_factory=list)
     answered: set[str] = field(default_factory=set)
     models: dict[str, int] = field(default_factory=dict)
     dlq: int = 0
@@ -155,6 +156,7 @@ async def replay_and_collect(settings: Settings, options: DemoOptions) -> tuple[
                         continue  # consumers dedupe by event_id (at-least-once delivery)
                     result.answered.add(event_id)
                     result.models[value["model"]] = result.models.get(value["model"], 0) + 1
+                    result.worker_ms.append(float(value.get("latency_ms", 0.0)))
                     if event_id in result.sent_at:
                         result.latencies_ms.append((now - result.sent_at[event_id]) * 1000)
                     result.last_received = now
@@ -226,6 +228,9 @@ def _summary(
         "p50_ms": round(percentile(r.latencies_ms, 50), 2),
         "p99_ms": round(percentile(r.latencies_ms, 99), 2),
         "throughput_eps": round(len(r.answered) / elapsed, 1),
+        # time inside the worker, from the batch's start to the list (the rest is transport)
+        "worker_p50_ms": round(percentile(r.worker_ms, 50), 2),
+        "worker_p99_ms": round(percentile(r.worker_ms, 99), 2),
         "workers": options.workers,
         "models": r.models,
         "dlq_reasons": r.dlq_reasons,
