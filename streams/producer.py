@@ -1,8 +1,8 @@
 """Replaying events into Kafka: MovieLens-100K (from the installed recbole package) or JSONL.
 
-MovieLens is read from the installed package at run time and never copied into the repository.
-Ratings become ``rating`` events in timestamp order (ties keep the file's row order); items
-become catalogue records with title, genres and year as text.
+MovieLens is read from the installed package at run time (``training.data``) and never copied
+into the repository. Ratings become ``rating`` events in timestamp order (ties keep the file's
+row order); items become catalogue records with title, genres and year as text.
 """
 
 from __future__ import annotations
@@ -19,47 +19,19 @@ from tqdm import tqdm
 
 from streamrec.settings import Settings, UserError
 from streams.kafka_io import ensure_topics, start_producer
-
-
-def movielens_dir() -> Path:
-    try:
-        import recbole
-    except ImportError as exc:
-        raise UserError(
-            "MovieLens-100K is not installed: pip install --no-deps recbole==1.2.1"
-        ) from exc
-    path = Path(recbole.__file__).parent / "dataset_example" / "ml-100k"
-    if not (path / "ml-100k.inter").exists():
-        raise UserError(f"MovieLens-100K files not found under {path}")
-    return path
+from training.data import movielens_catalog, movielens_ratings
 
 
 def movielens_items() -> list[dict[str, Any]]:
-    """Catalogue records in the ``items`` contract."""
-    rows = (movielens_dir() / "ml-100k.item").read_text(encoding="latin-1").splitlines()[1:]
-    items = []
-    for row in rows:
-        item_id, title, year, genres = (row.split("\t") + ["", "", ""])[:4]
-        categories = genres.split()
-        items.append(
-            {
-                "item_id": item_id,
-                "title": title,
-                "text": f"{title} ({year}). Genres: {', '.join(categories)}.",
-                "categories": categories,
-            }
-        )
-    return items
+    """MovieLens catalogue records in the ``items`` contract."""
+    return [
+        {"item_id": c.item_id, "title": c.title, "text": c.text, "categories": c.categories}
+        for c in movielens_catalog()
+    ]
 
 
 def movielens_events() -> list[dict[str, Any]]:
-    """Click events in the ``clicks`` contract, sorted stably by timestamp."""
-    rows = (movielens_dir() / "ml-100k.inter").read_text().splitlines()[1:]
-    parsed = []
-    for row_number, row in enumerate(rows):
-        user, item, rating, ts = row.split("\t")
-        parsed.append((int(float(ts)), row_number, user, item, float(rating)))
-    parsed.sort(key=lambda r: (r[0], r[1]))  # stable: ties keep the file's row order
+    """MovieLens ratings as ``clicks`` events, sorted stably by timestamp."""
     return [
         {
             "event_id": f"ml-{row_number}",
@@ -69,7 +41,7 @@ def movielens_events() -> list[dict[str, Any]]:
             "ts": ts * 1000,
             "rating": rating,
         }
-        for ts, row_number, user, item, rating in parsed
+        for ts, row_number, user, item, rating in movielens_ratings()
     ]
 
 

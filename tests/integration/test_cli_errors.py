@@ -51,11 +51,11 @@ def test_missing_file() -> None:
 
 
 def test_dataset_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    from streams import producer
+    from training import data
 
     monkeypatch.setitem(sys.modules, "recbole", None)
     with pytest.raises(UserError, match="MovieLens-100K is not installed"):
-        producer.movielens_dir()
+        data.movielens_dir()
 
 
 def test_no_stack_and_no_kafka(tmp_path) -> None:

@@ -1,0 +1,193 @@
+"""SASRec-style causal transformer over a user's recent items, with fused item representations.
+
+An item's vector fuses several *sources* with a learned gate (a softmax over sources computed by
+a small MLP from the sources themselves):
+
+- a learned ID embedding;
+- a projection of its text embedding (all-MiniLM-L6-v2, precomputed, frozen);
+- any extra per-item vectors (e.g. image embeddings): ``extra_vectors`` is a configuration, not
+  a fork of the model.
+
+"ID dropout" zeroes an item's ID source at random while training, so the model also learns to
+score items from their content alone: that is how a new item, which has no trained ID
+embedding, becomes recommendable from its text (``new_item_vectors``).
+
+Scores are dot products between the sequence's last hidden state and every item's fused vector
+(full softmax over the catalogue in training).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ModelConfig:
+    n_items: int  # vocabulary size including padding (index 0)
+    dim: int = 64
+    layers: int = 2
+    heads: int = 2
+    max_len: int = 50
+    dropout: float = 0.2
+    use_ids: bool = True
+    use_text: bool = True
+    text_dim: int = 384
+    extra_dims: list[int] = field(default_factory=list)
+    id_dropout: float = 0.1
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ItemEncoder(nn.Module):
+    """Fuses ID, text and extra vectors into one item vector per vocabulary entry."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        text_vectors: torch.Tensor | None = None,
+        extra_vectors: list[torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        d = config.dim
+        self.id_embedding = nn.Embedding(config.n_items, d, padding_idx=0)
+        nn.init.normal_(self.id_embedding.weight, std=d**-0.5)
+        self.projections = nn.ModuleList()
+        vectors = []
+        if config.use_text:
+            if text_vectors is None:
+                text_vectors = torch.zeros(config.n_items, config.text_dim)
+            vectors.append(text_vectors.float())
+            self.projections.append(self._projection(config.text_dim, d))
+        for dim, extra in zip(config.extra_dims, extra_vectors or [], strict=True):
+            vectors.append(extra.float())
+            self.projections.append(self._projection(dim, d))
+        for i, v in enumerate(vectors):
+            self.register_buffer(f"content_{i}", v, persistent=True)
+        self.n_content = len(vectors)
+        n_sources = int(config.use_ids) + self.n_content
+        self.gate = nn.Sequential(nn.Linear(n_sources * d, d), nn.Tanh(), nn.Linear(d, n_sources))
+
+    @staticmethod
+    def _projection(in_dim: int, out_dim: int) -> nn.Module:
+        return nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
+
+    def content(self, i: int) -> torch.Tensor:
+        return getattr(self, f"content_{i}")
+
+    def fuse(self, sources: list[torch.Tensor]) -> torch.Tensor:
+        if len(sources) == 1:
+            return sources[0]
+        stacked = torch.stack(sources, dim=-2)  # [..., S, d]
+        weights = torch.softmax(self.gate(torch.cat(sources, dim=-1)), dim=-1)
+        return (weights.unsqueeze(-1) * stacked).sum(dim=-2)
+
+    def table(self, drop_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """[V, d] fused vectors of every vocabulary entry (row 0 = padding)."""
+        sources = []
+        if self.config.use_ids:
+            ids = self.id_embedding.weight
+            if drop_ids is not None:
+                ids = ids * (~drop_ids).unsqueeze(-1).to(ids.dtype)
+            sources.append(ids)
+        for i, projection in enumerate(self.projections):
+            sources.append(projection(self.content(i)))
+        return self.fuse(sources)
+
+    def new_item_vectors(
+        self, text_vectors: torch.Tensor, extra: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Fused vectors for items without a learned ID embedding (zero ID source)."""
+        sources = []
+        if self.config.use_ids:
+            sources.append(torch.zeros(text_vectors.shape[0], self.config.dim))
+        contents = [text_vectors, *(extra or [])]
+        for projection, vectors in zip(self.projections, contents, strict=False):
+            sources.append(projection(vectors.float()))
+        return self.fuse(sources)
+
+
+class CausalBlock(nn.Module):
+    """Pre-norm self-attention (causal) + feed-forward, written out for clean ONNX export."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * dim, dim)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        h = self.heads
+        q, k, v = self.qkv(self.norm1(x)).split(d, dim=-1)
+        q = q.reshape(b, n, h, d // h).transpose(1, 2)
+        k = k.reshape(b, n, h, d // h).transpose(1, 2)
+        v = v.reshape(b, n, h, d // h).transpose(1, 2)
+        att = (q @ k.transpose(-1, -2)) / math.sqrt(d // h) + attn_bias
+        att = self.dropout(torch.softmax(att, dim=-1))
+        y = (att @ v).transpose(1, 2).reshape(b, n, d)
+        x = x + self.dropout(self.out(y))
+        return x + self.dropout(self.ffn(self.norm2(x)))
+
+
+class SequenceRecommender(nn.Module):
+    """SASRec with fused item vectors: next-item scores over the whole catalogue."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        text_vectors: torch.Tensor | None = None,
+        extra_vectors: list[torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.items = ItemEncoder(config, text_vectors, extra_vectors)
+        self.position = nn.Embedding(config.max_len, config.dim)
+        self.blocks = nn.ModuleList(
+            CausalBlock(config.dim, config.heads, config.dropout) for _ in range(config.layers)
+        )
+        self.norm = nn.LayerNorm(config.dim)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def encode(self, item_seq: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """Hidden states [B, L, d] for left-padded sequences [B, L] of vocabulary indices."""
+        b, n = item_seq.shape
+        x = table[item_seq] * math.sqrt(self.config.dim)
+        positions = torch.arange(n, device=item_seq.device).unsqueeze(0)
+        x = self.dropout(x + self.position(positions))
+        pad = item_seq == 0
+        x = x * (~pad).unsqueeze(-1).to(x.dtype)
+        causal = torch.triu(torch.ones(n, n, dtype=torch.bool, device=item_seq.device), 1)
+        blocked = causal.unsqueeze(0) | pad.unsqueeze(1)  # [B, L, L]
+        # a fully padded row attends to itself so softmax stays finite
+        eye = torch.eye(n, dtype=torch.bool, device=item_seq.device).unsqueeze(0)
+        blocked = blocked & ~eye
+        bias = torch.zeros(b, 1, n, n, dtype=x.dtype, device=item_seq.device)
+        bias = bias.masked_fill(blocked.unsqueeze(1), -1e9)
+        for block in self.blocks:
+            x = block(x, bias)
+        return self.norm(x)
+
+    def forward(self, item_seq: torch.Tensor, drop_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [B, L, V] for the next item at every position."""
+        table = self.items.table(drop_ids)
+        hidden = self.encode(item_seq, table)
+        return hidden @ table.t()
+
+    @torch.no_grad()
+    def score_last(self, item_seq: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores [B, V] for the item after the last position."""
+        table = self.items.table() if table is None else table
+        return self.encode(item_seq, table)[:, -1, :] @ table.t()

@@ -1,0 +1,228 @@
+"""Fine-tuning the sequence recommender: full-softmax next-item prediction.
+
+Cross-entropy over the whole catalogue at every position of a sequence window (not one sampled
+negative), ``torch.optim.AdamW`` with linear warmup then cosine decay, dropout, weight decay,
+ID dropout, early stopping on validation NDCG@10, fixed seeds, best-state checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from training.data import LeaveOneOut, Vocabulary, pad_left
+from training.metrics import mask_scores, ranking_metrics, target_ranks
+from training.model import ModelConfig, SequenceRecommender
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: int = 3
+    patience: int = 8
+    dim: int = 64
+    layers: int = 2
+    heads: int = 2
+    max_len: int = 50
+    dropout: float = 0.3
+    id_dropout: float = 0.1
+    use_ids: bool = True
+    use_text: bool = True
+    time_budget_s: float = 240.0
+    threads: int = 2
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def model_config(self, n_items: int) -> ModelConfig:
+        return ModelConfig(
+            n_items=n_items, dim=self.dim, layers=self.layers, heads=self.heads,
+            max_len=self.max_len, dropout=self.dropout, use_ids=self.use_ids,
+            use_text=self.use_text, id_dropout=self.id_dropout if self.use_text else 0.0,
+        )
+
+    @property
+    def variant(self) -> str:
+        return "text+id" if self.use_text and self.use_ids else ("text" if self.use_text else "id")
+
+
+@dataclass
+class TrainResult:
+    model: SequenceRecommender
+    vocab: Vocabulary
+    config: TrainConfig
+    valid: dict[str, float]
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    history: list[dict[str, float]]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def training_windows(sequences: list[list[int]], max_len: int) -> np.ndarray:
+    """Windows of ``max_len + 1`` items cut from the end of each sequence (stride ``max_len``).
+
+    Every position of every window predicts its next item, so each training interaction is a
+    target once.
+    """
+    windows = []
+    for seq in sequences:
+        end = len(seq)
+        while end >= 2:
+            start = max(0, end - (max_len + 1))
+            windows.append(seq[start:end])
+            end = start + 1 if start > 0 else 0
+    return pad_left(windows, max_len + 1)
+
+
+def score_histories(
+    model: SequenceRecommender, histories: list[list[int]], batch_size: int = 512
+) -> np.ndarray:
+    """[B, V] next-item scores for each history (the model in eval mode)."""
+    model.eval()
+    table = model.items.table()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(histories), batch_size):
+            seq = torch.from_numpy(pad_left(histories[start : start + batch_size],
+                                            model.config.max_len))
+            out.append(model.score_last(seq, table).numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.config.n_items))
+
+
+def evaluate_scores(
+    scores: np.ndarray, targets: np.ndarray, excluded: list[list[int]]
+) -> dict[str, float]:
+    """Full-ranking metrics, own history excluded, and the unexcluded ranking under ``_all``."""
+    masked = mask_scores(scores, excluded, keep=targets)
+    metrics = ranking_metrics(target_ranks(masked, targets))
+    metrics.update(ranking_metrics(target_ranks(mask_scores(scores, None), targets), "_all"))
+    return metrics
+
+
+def train_model(
+    split: LeaveOneOut,
+    text_vectors: np.ndarray | None,
+    config: TrainConfig,
+    *,
+    progress: bool = True,
+    init_state: dict[str, torch.Tensor] | None = None,
+) -> TrainResult:
+    """Train on ``split``'s training sequences; early-stop on its validation NDCG@10."""
+    started = time.monotonic()
+    seed_everything(config.seed)
+    torch.set_num_threads(config.threads)
+    n_items = len(split.vocab)
+    model = SequenceRecommender(
+        config.model_config(n_items),
+        torch.from_numpy(text_vectors) if text_vectors is not None else None,
+    )
+    if init_state is not None:
+        model.load_state_dict(init_state, strict=False)
+    windows = torch.from_numpy(training_windows(split.train_sequences(), config.max_len))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(windows) / config.batch_size))
+    total = steps_per_epoch * config.epochs
+    warmup = steps_per_epoch * config.warmup_epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: _warmup_cosine(step, warmup, total)
+    )
+    histories, targets, excluded = split.eval_cases("valid")
+    best: dict[str, float] = {"ndcg@10": -1.0}
+    best_state: dict[str, torch.Tensor] = {}
+    best_epoch, stale, epoch = 0, 0, 0
+    history: list[dict[str, float]] = []
+    bar = tqdm(range(config.epochs), desc=f"train {config.variant} seed {config.seed}",
+               file=sys.stderr, disable=not progress, leave=False)
+    generator = torch.Generator().manual_seed(config.seed)
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(windows), generator=generator)
+        losses = []
+        for start in range(0, len(windows), config.batch_size):
+            batch = windows[order[start : start + config.batch_size]]
+            inputs, labels = batch[:, :-1], batch[:, 1:]
+            drop = None
+            if config.use_text and config.use_ids and config.id_dropout > 0:
+                drop = torch.rand(n_items, generator=generator) < config.id_dropout
+            logits = model(inputs, drop)
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, n_items), labels.reshape(-1), ignore_index=0
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+        valid = evaluate_scores(score_histories(model, histories), targets, excluded)
+        history.append({"epoch": epoch, "loss": float(np.mean(losses)), **valid})
+        bar.set_postfix(loss=f"{np.mean(losses):.3f}", ndcg=f"{valid['ndcg@10']:.4f}")
+        if valid["ndcg@10"] > best["ndcg@10"]:
+            best, best_epoch, stale = valid, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+        if stale >= config.patience or time.monotonic() - started > config.time_budget_s:
+            break
+    bar.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model, split.vocab, config, best, best_epoch, epoch + 1,
+                       time.monotonic() - started, history)
+
+
+def _warmup_cosine(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+def save_checkpoint(result: TrainResult, path: Path, extra: dict[str, Any] | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "state": result.model.state_dict(),
+        "model_config": result.model.config.to_json(),
+        "train_config": asdict(result.config),
+        "vocab": result.vocab.to_json(),
+        "valid": result.valid,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "seconds": result.seconds,
+        **(extra or {}),
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.rename(path)
+    path.with_suffix(".json").write_text(json.dumps(
+        {k: v for k, v in payload.items() if k != "state"}, indent=2))
+
+
+def load_checkpoint(path: Path) -> tuple[SequenceRecommender, Vocabulary, dict[str, Any]]:
+    payload = torch.load(path, weights_only=False)
+    config = ModelConfig(**payload["model_config"])
+    model = SequenceRecommender(config)
+    model.load_state_dict(payload["state"])
+    model.eval()
+    return model, Vocabulary.from_json(payload["vocab"]), payload
+
