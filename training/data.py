@@ -46,6 +46,10 @@ class Interactions:
     def __len__(self) -> int:
         return len(self.users)
 
+    def __iter__(self) -> Iterator[tuple[str, str, int]]:
+        """(user_id, item_id, ts) rows in order."""
+        return iter(zip(self.users, self.items, self.ts, strict=True))
+
     def sequences(self) -> dict[str, list[tuple[str, int]]]:
         """Per-user (item, ts) lists in time order (ties in source order)."""
         order = sorted(range(len(self.ts)), key=lambda i: (self.ts[i], i))
@@ -144,6 +148,17 @@ def read_jsonl_events(path: Path) -> Iterator[dict[str, Any]]:
             parsed = parse_click(line.strip())
             if isinstance(parsed, ClickEvent):
                 yield parsed.to_json()
+
+
+def read_catalog_jsonl(path: Path) -> Iterator[Any]:
+    """Valid active items of a JSONL catalogue in the ``items`` contract."""
+    from streams.events import CatalogItem, parse_item
+
+    with open(path, "rb") as f:
+        for line in f:
+            parsed = parse_item(line.strip())
+            if isinstance(parsed, CatalogItem) and parsed.active:
+                yield parsed
 
 
 def read_clicks_from_kafka(

@@ -119,6 +119,7 @@ class CausalBlock(nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
         self.heads = heads
+        self.scale = 1.0 / math.sqrt(dim // heads)
         self.norm1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
@@ -135,7 +136,7 @@ class CausalBlock(nn.Module):
         q = q.reshape(b, n, h, d // h).transpose(1, 2)
         k = k.reshape(b, n, h, d // h).transpose(1, 2)
         v = v.reshape(b, n, h, d // h).transpose(1, 2)
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(d // h) + attn_bias
+        att = (q @ k.transpose(-1, -2)) * self.scale + attn_bias
         att = self.dropout(torch.softmax(att, dim=-1))
         y = (att @ v).transpose(1, 2).reshape(b, n, d)
         x = x + self.dropout(self.out(y))
@@ -169,10 +170,11 @@ class SequenceRecommender(nn.Module):
         x = self.dropout(x + self.position(positions))
         pad = item_seq == 0
         x = x * (~pad).unsqueeze(-1).to(x.dtype)
-        causal = torch.triu(torch.ones(n, n, dtype=torch.bool, device=item_seq.device), 1)
+        pos = torch.arange(n, device=item_seq.device)
+        causal = pos.unsqueeze(0) > pos.unsqueeze(1)  # [L, L]: key after query
         blocked = causal.unsqueeze(0) | pad.unsqueeze(1)  # [B, L, L]
         # a fully padded row attends to itself so softmax stays finite
-        eye = torch.eye(n, dtype=torch.bool, device=item_seq.device).unsqueeze(0)
+        eye = (pos.unsqueeze(0) == pos.unsqueeze(1)).unsqueeze(0)
         blocked = blocked & ~eye
         bias = torch.zeros(b, 1, n, n, dtype=x.dtype, device=item_seq.device)
         bias = bias.masked_fill(blocked.unsqueeze(1), -1e9)

@@ -75,6 +75,9 @@ def export_text_encoder(model_repository: Path) -> Path:
             opset_version=17, dynamo=False,
         )
     shutil.copy(source / TOKENIZER_NAME, staging / TOKENIZER_NAME)
+    template = target.parent / "model.py"  # the python-backend model for Triton
+    if template.exists():
+        shutil.copy(template, staging / "model.py")
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)
@@ -111,6 +114,29 @@ class TextEncoder:
         return out
 
 
+def encode_texts(texts: list[str], model_repository: Path | None = None) -> np.ndarray:
+    """[N, 384] MiniLM vectors of ``texts`` via the exported ONNX file (no torch needed once
+    the file exists). ``model_repository`` defaults to ``Settings.model_repository``."""
+    if model_repository is None:
+        from streamrec.settings import Settings
+
+        model_repository = Settings.from_env().model_repository
+    directory = text_encoder_dir(model_repository)
+    if not (directory / ONNX_NAME).exists():
+        directory = export_text_encoder(model_repository)
+    return _encoder(directory).encode(texts)
+
+
+_ENCODERS: dict[Path, TextEncoder] = {}
+
+
+def _encoder(directory: Path) -> TextEncoder:
+    key = directory.resolve()
+    if key not in _ENCODERS:
+        _ENCODERS[key] = TextEncoder(directory)
+    return _ENCODERS[key]
+
+
 def cached_item_vectors(
     texts: list[str], model_repository: Path, cache_dir: Path
 ) -> np.ndarray:
@@ -119,8 +145,7 @@ def cached_item_vectors(
     path = cache_dir / f"text-vectors-{digest}.npy"
     if path.exists():
         return np.load(path)
-    encoder = TextEncoder(export_text_encoder(model_repository))
-    vectors = encoder.encode(texts)
+    vectors = _encoder(export_text_encoder(model_repository)).encode(texts)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, vectors)

@@ -93,13 +93,25 @@ def training_windows(sequences: list[list[int]], max_len: int) -> np.ndarray:
 
 
 def score_histories(
-    model: SequenceRecommender, histories: list[list[int]], batch_size: int = 512
+    model: SequenceRecommender,
+    histories: list[list[int]],
+    batch_size: int = 512,
+    *,
+    new_items: np.ndarray | None = None,
 ) -> np.ndarray:
-    """[B, V] next-item scores for each history (the model in eval mode)."""
+    """[B, V] next-item scores for each history (the model in eval mode).
+
+    ``new_items`` (vocabulary indices) are scored as items without a learned ID embedding,
+    from their content alone, as a newly published item is served.
+    """
     model.eval()
-    table = model.items.table()
     out = []
     with torch.no_grad():
+        drop = None
+        if new_items is not None:
+            drop = torch.zeros(model.config.n_items, dtype=torch.bool)
+            drop[torch.from_numpy(np.asarray(new_items, dtype=np.int64))] = True
+        table = model.items.table(drop)
         for start in range(0, len(histories), batch_size):
             seq = torch.from_numpy(pad_left(histories[start : start + batch_size],
                                             model.config.max_len))
@@ -226,3 +238,27 @@ def load_checkpoint(path: Path) -> tuple[SequenceRecommender, Vocabulary, dict[s
     model.eval()
     return model, Vocabulary.from_json(payload["vocab"]), payload
 
+
+
+def warm_start_state(checkpoint: Path, vocab: Vocabulary) -> dict[str, torch.Tensor]:
+    """A checkpoint's weights re-indexed to ``vocab`` (fine-tuning a live version on new data).
+
+    Item rows (ID embeddings) are matched by item id; items the checkpoint never saw keep the
+    fresh initialisation; content buffers (text vectors) come from the new data, not from here.
+    """
+    payload = torch.load(checkpoint, weights_only=False)
+    old = Vocabulary.from_json(payload["vocab"])
+    state = {k: v for k, v in payload["state"].items() if not k.startswith("items.content_")}
+    key = "items.id_embedding.weight"
+    if key in state:
+        weights = state[key]
+        fresh = torch.randn(len(vocab), weights.shape[1]) * weights.shape[1] ** -0.5
+        fresh[0] = 0.0
+        new_rows, old_rows = [], []
+        for index, item in enumerate(vocab.items, start=1):
+            if item in old.index:
+                new_rows.append(index)
+                old_rows.append(old.index[item])
+        fresh[new_rows] = weights[old_rows]
+        state[key] = fresh
+    return state

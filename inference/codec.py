@@ -1,0 +1,62 @@
+"""Item ids to model tensors and back, for one model version's vocabulary.
+
+Sequences are left-padded with 0 to the model's length, most recent item last; items the
+vocabulary does not know are dropped (the model has no row for them). Exclusion lists are
+right-padded with 0 to a bucketed width (a power of two, at least ``min_width``) so concurrent
+requests from different callers often have the same shape, which Triton's dynamic batcher needs
+to batch them on the native backends.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from inference.versions import Vocabulary
+
+SEQ_LEN = 50
+
+
+def bucket_width(n: int, min_width: int = 16) -> int:
+    """The exclusion tensor's width for ``n`` ids: the next power of two, >= ``min_width``."""
+    return max(min_width, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
+
+
+def encode_sequences(
+    vocab: Vocabulary, sequences: list[list[str]], seq_len: int = SEQ_LEN
+) -> np.ndarray:
+    """``item_seq`` [B, seq_len] int64, left-padded, most recent item last."""
+    out = np.zeros((len(sequences), seq_len), dtype=np.int64)
+    index_of = vocab.index_of
+    for row, sequence in enumerate(sequences):
+        known = [index_of[i] for i in sequence if i in index_of][-seq_len:]
+        if known:
+            out[row, seq_len - len(known):] = known
+    return out
+
+
+def encode_exclusions(
+    vocab: Vocabulary, exclude: list[list[str]], min_width: int = 16
+) -> np.ndarray:
+    """``exclude_items`` [B, E] int64, right-padded with 0 (the padding index)."""
+    index_of = vocab.index_of
+    rows = [[index_of[i] for i in items if i in index_of] for items in exclude]
+    out = np.zeros((len(rows), bucket_width(max(map(len, rows), default=1), min_width)),
+                   dtype=np.int64)
+    for row, indices in enumerate(rows):
+        out[row, : len(indices)] = indices
+    return out
+
+
+def decode(
+    vocab: Vocabulary, top_items: np.ndarray, top_scores: np.ndarray, k: int
+) -> list[list[tuple[str, float]]]:
+    """Top-``k`` (item_id, score) per row; padding and masked (-inf) entries are skipped."""
+    ids = vocab.ids
+    out = []
+    for items, scores in zip(top_items.tolist(), top_scores.tolist(), strict=True):
+        row = [(ids[i], s) for i, s in zip(items, scores, strict=True)
+               if 0 < i < len(ids) and math.isfinite(s)]
+        out.append(row[:k])
+    return out

@@ -1,0 +1,237 @@
+"""``streamrec bench inference`` and ``streamrec model list|pin|unpin|rollback``.
+
+Pinning writes ``<model_repository>/<model>.pin.json``; every worker's client reads it within
+half a second and switches version and vocabulary in one step. Triton keeps the two newest
+versions loaded, so pinning either is immediate. ``rollback`` goes back to the newest version
+with older weights (catalogue refreshes and rollback copies keep their parent's weights); when
+that version is older than the two Triton keeps, it is republished as a new version (same files,
+model card "rollback") so that Triton loads it in poll mode, and pinned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from streamrec.settings import Settings, UserError
+
+LOADED_VERSIONS = 2  # version_policy { latest { num_versions: 2 } }
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+    inference = bench_sub.add_parser(
+        "inference", help="in-process onnxruntime vs Triton gRPC, batch 1/16/64 x concurrency "
+                          "1/8/32 (starts its own Triton)")
+    inference.add_argument("--json", action="store_true", help="machine-readable output")
+    inference.add_argument("--duration", type=float, default=2.0, help="seconds per case")
+    inference.add_argument("--batches", default="1,16,64")
+    inference.add_argument("--concurrency", default="1,8,32")
+    inference.add_argument("--threads", type=int, default=1,
+                           help="onnxruntime intra-op threads in process")
+    inference.set_defaults(func=cmd_bench_inference)
+
+    model = sub.add_parser("model", help="list, pin, unpin or roll back model versions")
+    model_sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    listing = model_sub.add_parser("list", help="published versions, Triton state, the pin")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_model_list)
+    pin = model_sub.add_parser("pin", help="make every worker use version N")
+    pin.add_argument("version", type=int)
+    pin.add_argument("--reason", default="pinned by operator")
+    pin.set_defaults(func=cmd_model_pin)
+    unpin = model_sub.add_parser("unpin", help="follow the newest READY version again")
+    unpin.set_defaults(func=cmd_model_unpin)
+    rollback = model_sub.add_parser("rollback", help="go back to the previous model weights")
+    rollback.set_defaults(func=cmd_model_rollback)
+
+
+# --- bench -------------------------------------------------------------------------------------
+def cmd_bench_inference(args: argparse.Namespace) -> int:
+    from inference.bench import format_table, run_benchmark
+
+    settings = Settings.from_env()
+
+    def progress(line: str) -> None:
+        if not args.json:
+            print(f"  running {line} ...", file=sys.stderr, flush=True)
+
+    report = run_benchmark(
+        settings.model_repository, settings.model_name, args.duration,
+        _ints(args.batches), _ints(args.concurrency), args.threads, progress,
+    )
+    print(json.dumps(report, indent=2) if args.json else format_table(report))
+    return 0
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise UserError(f"expected comma-separated integers, got {text!r}") from exc
+
+
+# --- model -------------------------------------------------------------------------------------
+def _model_dir(settings: Settings) -> Path:
+    return settings.model_repository / settings.model_name
+
+
+def triton_states(settings: Settings) -> dict[int, str] | None:
+    """{version: state} from Triton's repository index, or None when no Triton answers."""
+    url = settings.resolved().triton_url
+    if not url:
+        return None
+    try:
+        import tritonclient.grpc as grpcclient
+
+        client = grpcclient.InferenceServerClient(url)
+        index = client.get_model_repository_index(as_json=True, client_timeout=2.0)
+    except Exception:
+        return None
+    return {
+        int(m["version"]): m.get("state", "")
+        for m in index.get("models", [])
+        if m.get("name") == settings.model_name and str(m.get("version", "")).isdigit()
+    }
+
+
+def version_table(settings: Settings) -> dict[str, Any]:
+    from inference import versions
+
+    model_dir = _model_dir(settings)
+    pinned = versions.read_pin(settings.model_repository, settings.model_name)
+    states = triton_states(settings)
+    rows = []
+    for version in versions.list_versions(model_dir):
+        card = versions.read_model_card(model_dir / str(version))
+        vocab = json.loads((model_dir / str(version) / versions.VOCAB_FILE).read_text())
+        rows.append({
+            "version": version,
+            "kind": card.get("kind", "training"),
+            "parent": card.get("parent_version"),
+            "weights": card.get("weights_version", version),
+            "items": len(vocab.get("items", [])),
+            "created_at": card.get("created_at"),
+            "metrics": card.get("metrics", {}),
+            "triton": None if states is None else states.get(version, "not loaded"),
+        })
+    ready = {r["version"] for r in rows if r["triton"] == "READY"}
+    if states is None:
+        ready = {r["version"] for r in rows[-LOADED_VERSIONS:]}
+    live = pinned if pinned in ready else (max(ready) if ready else None)
+    return {"model": settings.model_name, "pinned": pinned, "live": live,
+            "triton_reachable": states is not None, "versions": rows}
+
+
+def cmd_model_list(args: argparse.Namespace) -> int:
+    table = version_table(Settings.from_env())
+    if args.json:
+        print(json.dumps(table, indent=2))
+        return 0
+    if not table["versions"]:
+        print(f"no published version of {table['model']}")
+        return 0
+    print(f"{'':2}{'version':>7}  {'kind':<16} {'parent':>6} {'weights':>7} {'items':>6}  "
+          f"{'created':<16} {'triton':<10} metrics")
+    for r in table["versions"]:
+        mark = ("*" if r["version"] == table["live"] else " ") + (
+            "P" if r["version"] == table["pinned"] else " ")
+        created = (time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"]))
+                   if r["created_at"] else "-")
+        metrics = " ".join(f"{k}={v:.4f}" for k, v in r["metrics"].items()
+                           if isinstance(v, int | float))[:60]
+        print(f"{mark}{r['version']:>7}  {r['kind']:<16} {r['parent'] or '-':>6} "
+              f"{r['weights']:>7} {r['items']:>6}  {created:<16} {r['triton'] or '-':<10} "
+              f"{metrics}")
+    reach = "" if table["triton_reachable"] else " (Triton not reachable: assumed)"
+    print(f"* live{reach}   P pinned" if table["pinned"] else f"* live{reach}   (no pin: "
+          "workers follow the newest READY version)")
+    return 0
+
+
+def pin_version(settings: Settings, version: int, reason: str) -> int:
+    """Pin ``version``; republish it first when Triton no longer keeps it loaded."""
+    from inference import versions
+
+    model_dir = _model_dir(settings)
+    published = versions.list_versions(model_dir)
+    if version not in published:
+        raise UserError(f"{settings.model_name} has no version {version} "
+                        f"(published: {published or 'none'})")
+    if version not in published[-LOADED_VERSIONS:]:
+        version = republish(model_dir, version, reason)
+        print(f"version {published[-1] if published else '?'} is newer than the two versions "
+              f"Triton keeps; republished the old one as version {version}")
+    versions.write_pin(settings.model_repository, settings.model_name, version, reason)
+    return version
+
+
+def republish(model_dir: Path, version: int, reason: str) -> int:
+    import shutil
+
+    from inference import versions
+
+    staged = versions.staging_dir(model_dir)
+    try:
+        shutil.copytree(model_dir / str(version), staged, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        card = versions.read_model_card(staged)
+        card.update({"kind": "rollback", "parent_version": version, "created_at": time.time(),
+                     "weights_version": card.get("weights_version", version),
+                     "reason": reason})
+        versions.write_json_atomic(staged / versions.MODEL_CARD_FILE, card)
+        return versions.publish(model_dir, staged)
+    except BaseException:
+        versions.discard_staging(staged)
+        raise
+
+
+def cmd_model_pin(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    version = pin_version(settings, args.version, args.reason)
+    print(f"pinned {settings.model_name}:{version}; workers switch within a second")
+    return 0
+
+
+def cmd_model_unpin(args: argparse.Namespace) -> int:
+    from inference import versions
+
+    settings = Settings.from_env()
+    versions.write_pin(settings.model_repository, settings.model_name, None)
+    print(f"unpinned {settings.model_name}: workers follow the newest READY version")
+    return 0
+
+
+def rollback_target(settings: Settings) -> tuple[int, int]:
+    """(current version, version to roll back to: the newest one with older weights)."""
+    from inference import versions
+
+    model_dir = _model_dir(settings)
+    published = versions.list_versions(model_dir)
+    pinned = versions.read_pin(settings.model_repository, settings.model_name)
+    current = pinned if pinned in published else (published[-1] if published else None)
+    if current is None:
+        raise UserError(f"no published version of {settings.model_name}")
+
+    def weights(v: int) -> int:
+        return int(versions.read_model_card(model_dir / str(v)).get("weights_version", v))
+
+    for candidate in reversed(published):
+        if weights(candidate) < weights(current):
+            return current, candidate
+    raise UserError(f"nothing to roll back to: no version with weights older than {current}'s")
+
+
+def cmd_model_rollback(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    current, target = rollback_target(settings)
+    version = pin_version(settings, target, f"rollback from {current}")
+    print(f"rolled back {settings.model_name}:{current} -> {settings.model_name}:{version}"
+          + ("" if version == target else f" (a copy of version {target})")
+          + "; `streamrec model unpin` to follow new versions again")
+    return 0

@@ -1,0 +1,134 @@
+"""Model versions on disk: list them, publish one atomically, read a vocabulary, pin a version.
+
+A model directory (``model_repository/<name>/``) holds numbered version directories. A version
+becomes visible to Triton and to the workers only when it is complete: it is built in a hidden
+staging directory inside the model directory (same filesystem; Triton ignores names that are not
+numbers) and renamed into place. Two publishers never overwrite each other: a rename onto an
+existing version fails and the next number is tried.
+
+The pin file (``model_repository/<name>.pin.json``, beside the model directory so that writing it
+does not touch what Triton polls) names the version every worker must use; without it the
+workers follow the newest version Triton has READY.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+VOCAB_FILE = "vocab.json"
+MODEL_CARD_FILE = "model_card.json"
+MODEL_FILE = "model.onnx"
+ITEM_TOWER_FILE = "item_tower.onnx"
+STAGING_PREFIX = ".staging-"
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Item ids of one model version: ``index_of[item_id]`` -> row (1-based), ``ids[row]``."""
+
+    ids: tuple[str, ...]  # ids[0] is the padding slot ""
+    index_of: dict[str, int]
+
+    @classmethod
+    def from_items(cls, items: list[str]) -> Vocabulary:
+        ids = ("", *items)
+        return cls(ids=ids, index_of={item: i for i, item in enumerate(ids) if i > 0})
+
+    @classmethod
+    def load(cls, version_dir: Path) -> Vocabulary:
+        data = json.loads((version_dir / VOCAB_FILE).read_text())
+        return cls.from_items([str(i) for i in data["items"]])
+
+    def __len__(self) -> int:
+        return len(self.ids) - 1
+
+
+def list_versions(model_dir: Path) -> list[int]:
+    """Published versions, ascending (complete directories whose name is a number)."""
+    if not model_dir.is_dir():
+        return []
+    return sorted(
+        int(p.name) for p in model_dir.iterdir()
+        if p.is_dir() and p.name.isdigit() and (p / VOCAB_FILE).exists()
+    )
+
+
+def latest_version(model_dir: Path) -> int | None:
+    versions = list_versions(model_dir)
+    return versions[-1] if versions else None
+
+
+def staging_dir(model_dir: Path) -> Path:
+    """A fresh hidden directory in ``model_dir`` to build a version in."""
+    path = model_dir / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+    path.mkdir(parents=True)
+    return path
+
+
+def publish(model_dir: Path, staged: Path, version: int | None = None) -> int:
+    """Rename the complete ``staged`` directory to the next free version number; return it."""
+    if not (staged / VOCAB_FILE).exists():
+        raise ValueError(f"{staged} is not a complete version (no {VOCAB_FILE})")
+    number = version if version is not None else (latest_version(model_dir) or 0) + 1
+    for _ in range(100):
+        target = model_dir / str(number)
+        if not target.exists():
+            try:
+                os.rename(staged, target)
+                return number
+            except OSError:  # another publisher won the race
+                pass
+        if version is not None:
+            raise FileExistsError(f"version {version} already exists in {model_dir}")
+        number += 1
+    raise RuntimeError(f"could not publish into {model_dir}")
+
+
+def discard_staging(staged: Path) -> None:
+    shutil.rmtree(staged, ignore_errors=True)
+
+
+def read_model_card(version_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((version_dir / MODEL_CARD_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+# --- pinning -----------------------------------------------------------------------------------
+def pin_path(model_repository: Path, model_name: str) -> Path:
+    return model_repository / f"{model_name}.pin.json"
+
+
+def read_pin(model_repository: Path, model_name: str) -> int | None:
+    """The pinned version, or None when the workers follow the latest READY version."""
+    try:
+        data = json.loads(pin_path(model_repository, model_name).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    version = data.get("version")
+    return int(version) if version is not None else None
+
+
+def write_pin(
+    model_repository: Path, model_name: str, version: int | None, reason: str = ""
+) -> None:
+    """Pin ``version`` (None removes the pin: follow the latest)."""
+    path = pin_path(model_repository, model_name)
+    if version is None:
+        path.unlink(missing_ok=True)
+        return
+    write_json_atomic(path, {"version": version, "reason": reason, "pinned_at": time.time()})

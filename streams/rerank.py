@@ -1,0 +1,382 @@
+"""Online re-ranking with River: blend the candidate sources by what users click.
+
+:class:`OnlineReranker` is a :class:`~streams.engine.Ranker`. For every candidate of a list
+(model top-K, co-visited, trending) it builds a small feature dict (:data:`FEATURES`): the
+model's score and rank, trending and co-visitation scores, the user's decayed affinity to the
+item's categories, the item's recency and age (event time), and scores it with a River
+``LogisticRegression`` trained one example at a time (``learn_one``) with an adaptive
+optimizer (``optim.Adam``). It starts from prior weights that reproduce the fixed blend (model
+first, then co-visitation, then trending), so its first lists are as good as the blend's.
+
+Feedback: :meth:`OnlineReranker.rank` remembers the features of the last list's candidates
+per user (a bounded LRU, :class:`CandidateLog`). When the user's next click arrives,
+:meth:`OnlineReranker.learn_feedback` learns the clicked item as a positive (when it was
+among the candidates, shown or not) and each shown-and-not-clicked item as a negative; the
+positive is weighted by the number of negatives so both classes weigh the same.
+
+Drift response: :meth:`speed_up` multiplies the learning rate for a number of steps (the
+weights move to the fresh signals quickly), :meth:`reset` returns to the prior.
+
+Several workers (this object is not per user): each worker learns from its own partitions'
+feedback, and every ``sync`` interval the workers exchange snapshots through Redis
+(:func:`sync_through_redis`: each writes :meth:`to_dict` into one hash and merges the others).
+:meth:`merge` averages the weights, weighted by how many examples each learned since the last
+sync, so the merged model is the average of the workers' models, and the item clocks keep the
+earliest first-seen and latest last-seen times. Optimizer moments stay local (they describe
+each worker's own gradient history). We chose weight averaging over a shared Redis model
+updated per example because it costs one round trip per interval instead of one per click.
+
+>>> from streams.engine import Candidate
+>>> r = OnlineReranker()
+>>> x_model = r.features_of(Candidate("a", model_score=3.0, model_rank=0))
+>>> x_trend = r.features_of(Candidate("b", trending_score=50.0, trending_rank=0))
+>>> r.predict_one(x_model) > r.predict_one(x_trend)       # the prior: model first
+True
+>>> for _ in range(300):                                  # users keep clicking trending items
+...     _ = r.learn_one(x_trend, True).learn_one(x_model, False)
+>>> r.predict_one(x_model) < r.predict_one(x_trend)
+True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from array import array
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from river import linear_model, optim
+
+if TYPE_CHECKING:
+    from streams.engine import Candidate, RankingContext
+
+FEATURES = (
+    "in_model",  # 1 when the model proposed it
+    "model_rr",  # 1 / (1 + model rank)
+    "model_z",  # model score standardised within the list
+    "covis",  # co-visitation count / (1 + count)
+    "covis_last",  # co-visited after the user's very last item
+    "trend",  # log(1 + trending count) / log(1 + top trending count)
+    "trend_rr",  # 1 / (1 + trending rank)
+    "affinity",  # the user's decayed interest share of the item's categories
+    "recency",  # 0.5 ** (time since the item's last click / recency half-life)
+    "freshness",  # 0.5 ** (item age / age half-life); 0 for items never clicked
+)
+
+# the fixed blend (model first, then co-visitation, then trending) as initial weights
+PRIOR_WEIGHTS = {
+    "in_model": 2.0, "model_rr": 2.0, "model_z": 0.2, "covis": 1.5, "covis_last": 0.2,
+    "trend": 0.5, "trend_rr": 0.5, "affinity": 0.3, "recency": 0.0, "freshness": 0.0,
+}
+
+
+@dataclass
+class RerankConfig:
+    lr: float = 0.01
+    l2: float = 0.0
+    boost_factor: float = 5.0  # speed_up(): learning-rate multiplier ...
+    boost_steps: int = 3_000  # ... for this many learn_one calls
+    recency_half_life_ms: int = 3600 * 1000
+    age_half_life_ms: int = 24 * 3600 * 1000
+    interest_half_life_ms: int = 7 * 24 * 3600 * 1000
+    logged_users: int = 50_000  # users whose last candidate lists are kept for feedback
+    logged_candidates: int = 30  # candidates kept per list (best first)
+
+
+class ItemClock:
+    """First and last time (event time) each item was clicked, by anyone."""
+
+    def __init__(self) -> None:
+        self.first_seen: dict[str, int] = {}
+        self.last_seen: dict[str, int] = {}
+
+    def learn_one(self, item_id: str, ts: int) -> ItemClock:
+        first = self.first_seen.get(item_id)
+        if first is None or ts < first:
+            self.first_seen[item_id] = ts
+        if ts > self.last_seen.get(item_id, -1):
+            self.last_seen[item_id] = ts
+        return self
+
+    def merge(self, other: ItemClock) -> ItemClock:
+        for item, ts in other.first_seen.items():
+            self.learn_one(item, ts)
+        for item, ts in other.last_seen.items():
+            self.learn_one(item, ts)
+        return self
+
+
+@dataclass(slots=True)
+class LoggedList:
+    """The candidates of the last list sent to one user, for learning from the next click.
+
+    ``items`` best first, the first ``n_shown`` of them shown; their features packed in one
+    float32 array (``len(FEATURES)`` values per item) to keep the log small.
+    """
+
+    event_id: str
+    items: list[str]
+    n_shown: int
+    packed: array
+
+    @classmethod
+    def of(cls, event_id: str, features: list[tuple[str, dict[str, float]]],
+           n_shown: int) -> LoggedList:
+        packed = array("f", (x[name] for _, x in features for name in FEATURES))
+        return cls(event_id, [item for item, _ in features], n_shown, packed)
+
+    @property
+    def shown(self) -> list[str]:
+        return self.items[: self.n_shown]
+
+    def features(self, item_id: str) -> dict[str, float] | None:
+        try:
+            row = self.items.index(item_id)
+        except ValueError:
+            return None
+        n = len(FEATURES)
+        return dict(zip(FEATURES, self.packed[row * n : (row + 1) * n], strict=True))
+
+
+class CandidateLog:
+    """A bounded LRU of :class:`LoggedList` by user (lost on restart: learning just skips)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.lists: OrderedDict[str, LoggedList] = OrderedDict()
+
+    def put(self, user_id: str, logged: LoggedList) -> None:
+        self.lists[user_id] = logged
+        self.lists.move_to_end(user_id)
+        while len(self.lists) > self.capacity:
+            self.lists.popitem(last=False)
+
+    def get(self, user_id: str, event_id: str) -> LoggedList | None:
+        logged = self.lists.get(user_id)
+        return logged if logged is not None and logged.event_id == event_id else None
+
+
+class OnlineReranker:
+    """A River logistic regression over candidate features, learned from click feedback."""
+
+    def __init__(self, config: RerankConfig | None = None) -> None:
+        self.config = config or RerankConfig()
+        self.clock = ItemClock()
+        self.log = CandidateLog(self.config.logged_users)
+        self.n_learned = 0
+        self._since_sync = 0
+        self._boost_left = 0
+        self.model = self._new_model()
+
+    def _new_model(self) -> linear_model.LogisticRegression:
+        model = linear_model.LogisticRegression(
+            optimizer=optim.Adam(self.config.lr), l2=self.config.l2, intercept_lr=0.01
+        )
+        for name, weight in PRIOR_WEIGHTS.items():
+            model._weights[name] = weight
+        model.intercept = -3.0  # clicks are rare among candidates
+        return model
+
+    # --- River's verbs ---------------------------------------------------------------------
+    def predict_one(self, x: dict[str, float]) -> float:
+        """The ranking score (the logit: monotone in the click probability)."""
+        weights = self.model._weights
+        return self.model.intercept + sum(weights.get(k, 0.0) * v for k, v in x.items())
+
+    def predict_proba_one(self, x: dict[str, float]) -> float:
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, self.predict_one(x)))))
+
+    def learn_one(self, x: dict[str, float], y: bool, w: float = 1.0) -> OnlineReranker:
+        if self._boost_left > 0:
+            self._boost_left -= 1
+            if self._boost_left == 0:
+                self._set_lr(self.config.lr)
+        self.model.learn_one(x, y, w)
+        self.n_learned += 1
+        self._since_sync += 1
+        return self
+
+    # --- the Ranker protocol ---------------------------------------------------------------
+    def rank(
+        self, candidates: list[Candidate], context: RankingContext, k: int
+    ) -> list[tuple[Candidate, float]]:
+        """Score and order the candidates; remember their features for the next feedback."""
+        self.clock.learn_one(context.event.item_id, context.event.ts)
+        stats = _ListStats.of(candidates)
+        features = {c.item_id: self.features_of(c, context, stats) for c in candidates}
+        scored = [(c, self.predict_one(features[c.item_id])) for c in candidates]
+        scored.sort(key=lambda cs: (-cs[1], cs[0].item_id))
+        kept = scored[: max(k, self.config.logged_candidates)]
+        self.log.put(
+            context.state.user_id,
+            LoggedList.of(
+                context.event.event_id,
+                [(c.item_id, features[c.item_id]) for c, _ in kept],
+                n_shown=min(k, len(scored)),
+            ),
+        )
+        return scored[:k]
+
+    def features_of(
+        self,
+        c: Candidate,
+        context: RankingContext | None = None,
+        stats: _ListStats | None = None,
+    ) -> dict[str, float]:
+        """The feature dict of one candidate (``context`` adds the user- and time-features)."""
+        cfg = self.config
+        stats = stats or _ListStats.of([c])
+        x = dict.fromkeys(FEATURES, 0.0)
+        if c.model_rank is not None:
+            x["in_model"] = 1.0
+            x["model_rr"] = 1.0 / (1.0 + c.model_rank)
+            if c.model_score is not None and stats.model_std > 0:
+                x["model_z"] = (c.model_score - stats.model_mean) / stats.model_std
+        if c.covisit_anchor is not None:
+            x["covis"] = c.covisit_score / (1.0 + c.covisit_score)
+        if c.trending_rank is not None:
+            x["trend"] = math.log1p(c.trending_score) / math.log1p(max(1.0, stats.top_trending))
+            x["trend_rr"] = 1.0 / (1.0 + c.trending_rank)
+        if context is None:
+            return x
+        state, now = context.state, context.now_ts
+        if c.covisit_anchor is not None and c.covisit_anchor == state.last_item:
+            x["covis_last"] = 1.0
+        categories = context.catalog.categories(c.item_id)
+        if categories and state.interests:
+            total = stats.interest_total(state, now, cfg.interest_half_life_ms)
+            if total > 0:
+                mine = sum(state.interest(cat, now, cfg.interest_half_life_ms)
+                           for cat in categories)
+                x["affinity"] = mine / total
+        last = self.clock.last_seen.get(c.item_id)
+        if last is not None:
+            x["recency"] = 0.5 ** (max(0, now - last) / cfg.recency_half_life_ms)
+            first = self.clock.first_seen[c.item_id]
+            x["freshness"] = 0.5 ** (max(0, now - first) / cfg.age_half_life_ms)
+        return x
+
+    # --- feedback --------------------------------------------------------------------------
+    def learn_feedback(self, user_id: str, event_id: str, clicked: str) -> int:
+        """Learn from the click that followed the list ``event_id`` sent to ``user_id``.
+
+        Returns how many examples were learned (0 when that list is not in the log).
+        """
+        logged = self.log.get(user_id, event_id)
+        if logged is None:
+            return 0
+        negatives = [logged.features(i) for i in logged.shown if i != clicked]
+        learned = 0
+        positive = logged.features(clicked)
+        if positive is not None:
+            self.learn_one(positive, True, float(max(1, len(negatives))))
+            learned += 1
+        for x in negatives:
+            if x is not None:
+                self.learn_one(x, False)
+                learned += 1
+        return learned
+
+    # --- drift response --------------------------------------------------------------------
+    def speed_up(self, factor: float | None = None, steps: int | None = None) -> OnlineReranker:
+        """Learn ``factor`` times faster for the next ``steps`` examples (drift response)."""
+        self._set_lr(self.config.lr * (factor or self.config.boost_factor))
+        self._boost_left = steps or self.config.boost_steps
+        return self
+
+    def reset(self) -> OnlineReranker:
+        """Back to the prior blend (the item clock and the candidate log are kept)."""
+        self.model = self._new_model()
+        self._boost_left = 0
+        return self
+
+    def _set_lr(self, lr: float) -> None:
+        self.model.optimizer.lr = optim.schedulers.Constant(lr)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {**dict(self.model._weights), "intercept": float(self.model.intercept)}
+
+    # --- several workers: snapshots and merging --------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able snapshot: weights, counts, config and the item clock."""
+        return {
+            "weights": {k: float(v) for k, v in self.model._weights.items()},
+            "intercept": float(self.model.intercept),
+            "n_learned": self.n_learned,
+            "since_sync": self._since_sync,
+            "config": asdict(self.config),
+            "first_seen": self.clock.first_seen,
+            "last_seen": self.clock.last_seen,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OnlineReranker:
+        r = cls(RerankConfig(**data.get("config", {})))
+        r.model._weights.clear()
+        for name, weight in data["weights"].items():
+            r.model._weights[name] = weight
+        r.model.intercept = data["intercept"]
+        r.n_learned = int(data.get("n_learned", 0))
+        r._since_sync = int(data.get("since_sync", 0))
+        r.clock.first_seen = dict(data.get("first_seen", {}))
+        r.clock.last_seen = dict(data.get("last_seen", {}))
+        return r
+
+    def merge(self, other: OnlineReranker) -> OnlineReranker:
+        """Average weights with ``other`` (weighted by examples learned since the last sync)."""
+        a, b = max(1, self._since_sync), max(1, other._since_sync)
+        mine, theirs = self.model._weights, other.model._weights
+        for name in set(mine) | set(theirs):
+            mine[name] = (a * mine.get(name, 0.0) + b * theirs.get(name, 0.0)) / (a + b)
+        self.model.intercept = (a * self.model.intercept + b * other.model.intercept) / (a + b)
+        self.clock.merge(other.clock)
+        return self
+
+
+@dataclass(slots=True)
+class _ListStats:
+    """Per-list normalisers, computed once per list."""
+
+    model_mean: float
+    model_std: float
+    top_trending: float
+    _interest_total: float | None = None
+
+    @classmethod
+    def of(cls, candidates: Sequence[Candidate]) -> _ListStats:
+        scores = [c.model_score for c in candidates if c.model_score is not None]
+        mean = sum(scores) / len(scores) if scores else 0.0
+        var = sum((s - mean) ** 2 for s in scores) / len(scores) if scores else 0.0
+        top = max((c.trending_score for c in candidates), default=0.0)
+        return cls(mean, math.sqrt(var), top)
+
+    def interest_total(self, state: Any, now: int, half_life_ms: int) -> float:
+        if self._interest_total is None:
+            self._interest_total = sum(
+                state.interest(cat, now, half_life_ms) for cat in state.interests
+            )
+        return self._interest_total
+
+
+async def sync_through_redis(
+    reranker: OnlineReranker, redis: Any, key: str, worker_id: str
+) -> int:
+    """Publish this worker's snapshot into the hash ``key`` and merge every other worker's.
+
+    Call it on a schedule (e.g. every 10 s). Returns the number of snapshots merged.
+    """
+    await redis.hset(key, worker_id, json.dumps(reranker.to_dict()))
+    snapshots = await redis.hgetall(key)
+    merged = 0
+    for other_id, raw in snapshots.items():
+        other_id = other_id.decode() if isinstance(other_id, bytes) else other_id
+        if other_id == worker_id:
+            continue
+        reranker.merge(OnlineReranker.from_dict(json.loads(raw)))
+        merged += 1
+    reranker._since_sync = 0
+    return merged

@@ -1,0 +1,109 @@
+"""The River re-ranker: prior blend, learning from feedback, drift response, merging."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from streams.engine import Candidate, Catalog, RankingContext
+from streams.events import CatalogItem, ClickEvent
+from streams.rerank import FEATURES, OnlineReranker, RerankConfig, sync_through_redis
+from streams.state import UserState
+
+HOUR = 3600 * 1000
+
+
+def context(user: str = "u1", event_id: str = "e1", ts: int = 10 * HOUR,
+            state: UserState | None = None) -> RankingContext:
+    catalog = Catalog([CatalogItem("m", categories=("drama",)),
+                       CatalogItem("t", categories=("comedy",))])
+    state = state or UserState(user)
+    return RankingContext(state=state, event=ClickEvent(event_id, user, "x", "click", ts),
+                          catalog=catalog, now_ts=ts, model_answered=True)
+
+
+def candidates() -> list[Candidate]:
+    return [
+        Candidate("m", model_score=5.0, model_rank=0),
+        Candidate("m2", model_score=4.0, model_rank=1),
+        Candidate("c", covisit_score=3.0, covisit_anchor="x"),
+        Candidate("t", trending_score=40.0, trending_rank=0),
+    ]
+
+
+def test_prior_reproduces_the_blend_order() -> None:
+    ranked = OnlineReranker().rank(candidates(), context(), k=4)
+    assert [c.item_id for c, _ in ranked] == ["m", "m2", "c", "t"]
+
+
+def test_features_are_complete_and_bounded() -> None:
+    state = UserState("u1")
+    state.update(ClickEvent("e0", "u1", "m0", "click", HOUR), categories=("drama",))
+    r = OnlineReranker()
+    r.clock.learn_one("t", 9 * HOUR)
+    x = r.features_of(candidates()[3], context(state=state))
+    assert set(x) == set(FEATURES)
+    assert x["trend"] == 1.0 and x["trend_rr"] == 1.0 and x["recency"] == 0.5
+    xm = r.features_of(Candidate("m", model_score=1.0, model_rank=0), context(state=state))
+    assert xm["affinity"] == 1.0 and xm["model_rr"] == 1.0
+
+
+def test_learns_from_feedback_to_promote_what_is_clicked() -> None:
+    r = OnlineReranker(RerankConfig(lr=0.05))
+    ctx = context(event_id="e0")
+    r.rank(candidates(), ctx, k=2)  # shows m, m2; t is a candidate, not shown
+    assert r.learn_feedback("u1", "e0", "t") == 3  # one positive, two negatives
+    for i in range(1, 200):
+        r.rank(candidates(), context(event_id=f"e{i}"), k=2)
+        assert r.learn_feedback("u1", f"e{i}", "t") >= 2
+    ranked = r.rank(candidates(), context(event_id="last"), k=4)
+    assert ranked[0][0].item_id == "t"
+    assert r.learn_feedback("u1", "not-that-list", "t") == 0
+
+
+def test_speed_up_learns_faster_then_returns_to_base_rate() -> None:
+    x = {"trend": 1.0}
+    slow, fast = OnlineReranker(), OnlineReranker().speed_up(factor=10, steps=50)
+    for _ in range(50):
+        slow.learn_one(x, True)
+        fast.learn_one(x, True)
+    assert fast.weights["trend"] - 0.5 > 5 * (slow.weights["trend"] - 0.5)
+    fast.learn_one(x, True)
+    assert fast.model.optimizer.learning_rate == fast.config.lr
+    assert fast.reset().weights["trend"] == 0.5
+
+
+def test_snapshot_roundtrip_and_merge_averages() -> None:
+    a, b = OnlineReranker(), OnlineReranker()
+    for _ in range(100):
+        a.learn_one({"trend": 1.0}, True)
+        b.learn_one({"trend": 1.0}, False)
+    a.clock.learn_one("i", 5)
+    b.clock.learn_one("i", 3)
+    copy = OnlineReranker.from_dict(json.loads(json.dumps(a.to_dict())))
+    assert copy.weights == a.weights
+    expected = (a.weights["trend"] + b.weights["trend"]) / 2
+    a.merge(b)
+    assert abs(a.weights["trend"] - expected) < 1e-9
+    assert a.clock.first_seen["i"] == 3 and a.clock.last_seen["i"] == 5
+
+
+class FakeRedis:
+    def __init__(self) -> None:
+        self.hashes: dict[str, dict[bytes, bytes]] = {}
+
+    async def hset(self, key: str, field: str, value: str) -> None:
+        self.hashes.setdefault(key, {})[field.encode()] = value.encode()
+
+    async def hgetall(self, key: str) -> dict[bytes, bytes]:
+        return dict(self.hashes.get(key, {}))
+
+
+def test_two_workers_sync_through_redis() -> None:
+    redis = FakeRedis()
+    w1, w2 = OnlineReranker(), OnlineReranker()
+    for _ in range(100):
+        w1.learn_one({"trend": 1.0}, True)
+    assert asyncio.run(sync_through_redis(w1, redis, "rerank", "w1")) == 0
+    assert asyncio.run(sync_through_redis(w2, redis, "rerank", "w2")) == 1
+    assert w2.weights["trend"] > 0.5 + 0.9 * (w1.weights["trend"] - 0.5)

@@ -1,0 +1,348 @@
+"""The retraining loop: when to retrain, whether to promote, when to roll back, and the wiring.
+
+Pure decision objects (no Kafka, no clock of their own; River's verbs):
+
+- :class:`RetrainPolicy` learns from ``model-events`` (drift alarms are retrain requests) and
+  a schedule, and decides when to retrain (one retrain per ``cooldown``).
+- :class:`PromotionGate` compares a candidate with the live version on the same recent
+  holdout (full ranking, :mod:`training.metrics`) and promotes only a clear winner.
+- :class:`PromotionWatch` is the live check after a promotion: it sums the workers'
+  ``hit_rate`` reports per version and rolls back when the new version clearly loses to the
+  previous one over a window (a two-proportion z-test).
+
+Model steps (torch, imported inside functions): :class:`ScoredModel` (a trained model with its
+vocabulary: top-K lists and full-ranking target ranks in item-id space, so versions with
+different vocabularies compare on the same cases), :func:`fine_tune` (warm-start from the live
+version, vocabulary extended with the new items, trained on recent events) and
+:func:`holdout_split` (each recent user's last event is held out).
+
+The Kafka wiring (:class:`TrainerService`, ``streamrec trainer``) lives in
+:mod:`training.trainer_service`.
+
+>>> policy = RetrainPolicy(schedule_every=1_000, cooldown=100)
+>>> policy.decide(now=50) is None
+True
+>>> _ = policy.learn_one({"type": "drift", "request": "retrain"})
+>>> policy.decide(now=60)
+'drift'
+>>> policy.decide(now=70) is None      # the retrain just happened
+True
+>>> policy.decide(now=1_060)
+'schedule'
+>>> gate = PromotionGate(metric="hr@10", min_gain=0.02, min_cases=10)
+>>> gate.decide({"hr@10": 0.30, "n_cases": 100}, {"hr@10": 0.25, "n_cases": 100}).promote
+True
+>>> gate.decide({"hr@10": 0.25, "n_cases": 100}, {"hr@10": 0.25, "n_cases": 100}).reason
+'candidate hr@10 0.2500 does not beat live 0.2500 by 2%'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from training.data import Interactions, LeaveOneOut, Vocabulary, pad_left
+from training.metrics import ranking_metrics
+
+if TYPE_CHECKING:
+    from training.model import SequenceRecommender
+
+
+# --- when to retrain ---------------------------------------------------------------------------
+@dataclass
+class RetrainPolicy:
+    """Retrain on a drift request or every ``schedule_every``, at most once per ``cooldown``.
+
+    ``now`` is any monotone clock the caller chooses (events replayed, event-time ms, seconds).
+    """
+
+    schedule_every: float | None = None
+    cooldown: float = 0.0
+    last_retrain: float | None = None
+    pending: str | None = None
+    requests: int = 0
+
+    def learn_one(self, event: dict[str, Any]) -> RetrainPolicy:
+        if event.get("type") == "drift" or event.get("request") == "retrain":
+            self.requests += 1
+            self.pending = "drift" if event.get("type") == "drift" else "request"
+        return self
+
+    def decide(self, now: float) -> str | None:
+        """The reason to retrain now (``drift``, ``request``, ``schedule``), or None."""
+        if self.last_retrain is not None and now - self.last_retrain < self.cooldown:
+            return None
+        reason = self.pending
+        if reason is None and self.schedule_every is not None:
+            since = now - (self.last_retrain if self.last_retrain is not None else 0.0)
+            if since >= self.schedule_every:
+                reason = "schedule"
+        if reason is not None:
+            self.pending = None
+            self.last_retrain = now
+        return reason
+
+
+# --- whether to promote ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GateDecision:
+    promote: bool
+    reason: str
+    metric: str
+    candidate: dict[str, float]
+    live: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"promote": self.promote, "reason": self.reason, "metric": self.metric,
+                "candidate": _rounded(self.candidate), "live": _rounded(self.live)}
+
+
+@dataclass(frozen=True)
+class PromotionGate:
+    """Promote when the candidate beats live on ``metric`` by ``min_gain`` (relative)."""
+
+    metric: str = "ndcg@10"
+    min_gain: float = 0.02
+    min_cases: int = 50
+
+    def decide(self, candidate: dict[str, float], live: dict[str, float] | None) -> GateDecision:
+        m = self.metric
+        cases = int(candidate.get("n_cases", 0))
+        if cases < self.min_cases:
+            return GateDecision(False, f"only {cases} holdout cases (< {self.min_cases})", m,
+                                candidate, live or {})
+        if live is None:
+            return GateDecision(True, "no live version", m, candidate, {})
+        c, v = candidate[m], live[m]
+        if c > v * (1.0 + self.min_gain) and c > v:
+            return GateDecision(True, f"candidate {m} {c:.4f} beats live {v:.4f}", m,
+                                candidate, live)
+        return GateDecision(
+            False, f"candidate {m} {c:.4f} does not beat live {v:.4f} by {self.min_gain:.0%}",
+            m, candidate, live,
+        )
+
+
+# --- after a promotion: the live check ---------------------------------------------------------
+@dataclass
+class PromotionWatch:
+    """Compares the live hit rate of the new version with the previous one's.
+
+    Feed it the workers' ``hit_rate`` events (:meth:`learn_one`). Before a promotion it keeps
+    the previous version's counts as the reference; after :meth:`start`, once the new version
+    has ``window`` outcomes, :meth:`decide` says ``rollback`` when its hit rate is below the
+    reference by more than ``tolerance`` (relative) *and* the difference is significant
+    (z > ``z``), else ``keep``; None while still watching.
+
+    >>> w = PromotionWatch(window=1_000)
+    >>> _ = w.learn_one({"type": "hit_rate", "versions": {"sasrec:1": {"n": 2000, "hits": 600}}})
+    >>> w.start(new="sasrec:2", previous="sasrec:1")
+    >>> _ = w.learn_one({"type": "hit_rate", "versions": {"sasrec:2": {"n": 1000, "hits": 200}}})
+    >>> w.decide()
+    'rollback'
+    """
+
+    window: int = 2_000
+    tolerance: float = 0.1
+    z: float = 2.0
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    new: str | None = None
+    previous: str | None = None
+    reference: tuple[int, int] = (0, 0)
+
+    def learn_one(self, event: dict[str, Any]) -> PromotionWatch:
+        if event.get("type") != "hit_rate":
+            return self
+        for version, c in event.get("versions", {}).items():
+            n_hits = self.counts.setdefault(version, [0, 0])
+            n_hits[0] += int(c.get("n", 0))
+            n_hits[1] += int(c.get("hits", 0))
+        return self
+
+    def start(self, new: str, previous: str) -> None:
+        """A promotion happened: watch ``new`` against what ``previous`` achieved so far."""
+        prev = self.counts.get(previous, [0, 0])
+        self.reference = (prev[0], prev[1])
+        self.counts[new] = [0, 0]
+        self.new, self.previous = new, previous
+
+    def decide(self) -> str | None:
+        if self.new is None:
+            return None
+        n_new, h_new = self.counts.get(self.new, [0, 0])
+        n_ref, h_ref = self.reference
+        if n_new < self.window or n_ref == 0:
+            return None
+        p_new, p_ref = h_new / n_new, h_ref / n_ref
+        pooled = (h_new + h_ref) / (n_new + n_ref)
+        se = math.sqrt(max(pooled * (1 - pooled) * (1 / n_new + 1 / n_ref), 1e-12))
+        worse = p_new < p_ref * (1.0 - self.tolerance) and (p_ref - p_new) / se > self.z
+        self.new = None
+        return "rollback" if worse else "keep"
+
+    def rates(self, version: str) -> float:
+        n, h = self.counts.get(version, [0, 0])
+        return h / n if n else 0.0
+
+
+# --- the model steps ---------------------------------------------------------------------------
+class ScoredModel:
+    """A trained sequence model and its vocabulary, answering in item ids.
+
+    ``label`` names the version in feedback (e.g. ``sasrec:3``). The item table is computed
+    once (the model is in eval mode and never changes after construction).
+    """
+
+    def __init__(self, model: SequenceRecommender, vocab: Vocabulary, label: str) -> None:
+        import torch
+
+        self.model = model.eval()
+        self.vocab = vocab
+        self.label = label
+        with torch.no_grad():
+            self.table = model.items.table()
+
+    def scores(self, sequences: list[list[str]]) -> np.ndarray:
+        """[B, V] scores (row entries by vocabulary index; column 0 is padding)."""
+        import torch
+
+        encoded = [self.vocab.encode(s) for s in sequences]
+        seq = torch.from_numpy(pad_left(encoded, self.model.config.max_len))
+        with torch.no_grad():
+            return self.model.score_last(seq, self.table).numpy()
+
+    def recommend(
+        self, sequences: list[list[str]], exclude: list[list[str]], k: int
+    ) -> list[list[tuple[str, float]]]:
+        scores = self.scores(sequences)
+        scores[:, 0] = -np.inf
+        out = []
+        for row, excluded in zip(scores, exclude, strict=True):
+            idx = [self.vocab.index[i] for i in excluded if i in self.vocab.index]
+            row[idx] = -np.inf
+            kk = min(k, len(row) - 1)
+            top = np.argpartition(-row, kk - 1)[:kk]
+            top = top[np.argsort(-row[top], kind="stable")]
+            out.append([(self.vocab.items[i - 1], float(row[i])) for i in top
+                        if np.isfinite(row[i])])
+        return out
+
+    def target_ranks(self, cases: HoldoutCases) -> np.ndarray:
+        """0-based full-ranking rank of each target (own history excluded); ``inf`` when the
+        target is not in this version's vocabulary."""
+        ranks = np.full(len(cases.targets), np.inf)
+        for start in range(0, len(cases.targets), 512):
+            stop = start + 512
+            scores = self.scores(cases.histories[start:stop])
+            scores[:, 0] = -np.inf
+            for j, (target, history) in enumerate(
+                zip(cases.targets[start:stop], cases.histories[start:stop], strict=True)
+            ):
+                t = self.vocab.index.get(target)
+                if t is None:
+                    continue
+                row = scores[j]
+                idx = [self.vocab.index[i] for i in set(history) if i in self.vocab.index
+                       and i != target]
+                row[idx] = -np.inf
+                ranks[start + j] = float((row > row[t]).sum())
+        return ranks
+
+    def evaluate(self, cases: HoldoutCases) -> dict[str, float]:
+        metrics = ranking_metrics(self.target_ranks(cases))
+        metrics["n_cases"] = len(cases.targets)
+        return metrics
+
+
+@dataclass
+class HoldoutCases:
+    """Recent users' last items (targets) with the histories before them, in item ids."""
+
+    histories: list[list[str]]
+    targets: list[str]
+
+
+def holdout_split(recent: Interactions, min_events: int = 3) -> tuple[Interactions, HoldoutCases]:
+    """Hold out each recent user's last event: (training interactions, holdout cases)."""
+    per_user = recent.sequences()
+    users, items, ts = [], [], []
+    histories, targets = [], []
+    for user, seq in per_user.items():
+        keep = seq[:-1] if len(seq) >= min_events else seq
+        if len(seq) >= min_events:
+            histories.append([i for i, _ in seq[:-1]])
+            targets.append(seq[-1][0])
+        for item, t in keep:
+            users.append(user)
+            items.append(item)
+            ts.append(t)
+    return Interactions(users, items, ts).time_ordered(), HoldoutCases(histories, targets)
+
+
+@dataclass
+class FineTuneConfig:
+    epochs: int = 15
+    patience: int = 3
+    lr: float = 5e-4
+    time_budget_s: float = 60.0
+    seed: int = 0
+
+
+def fine_tune(
+    live: ScoredModel,
+    train: Interactions,
+    text_vectors_for: Any,
+    config: FineTuneConfig,
+    label: str,
+    *,
+    progress: bool = False,
+) -> ScoredModel:
+    """Fine-tune a copy of ``live`` on ``train`` (recent events), vocabulary extended.
+
+    ``text_vectors_for(items) -> [len(items)+1, 384] array or None`` gives the content rows
+    for the new vocabulary (row 0 = padding). The live model is not modified.
+    """
+    from dataclasses import replace
+
+    from training.train import TrainConfig, train_model
+
+    split = LeaveOneOut.from_interactions(train, catalog=live.vocab.items)
+    text_vectors = text_vectors_for(split.vocab.items) if live.model.config.use_text else None
+    cfg = live.model.config
+    train_config = replace(
+        TrainConfig(), seed=config.seed, epochs=config.epochs, patience=config.patience,
+        lr=config.lr, warmup_epochs=0, time_budget_s=config.time_budget_s, dim=cfg.dim,
+        layers=cfg.layers, heads=cfg.heads, max_len=cfg.max_len, dropout=cfg.dropout,
+        use_ids=cfg.use_ids, use_text=cfg.use_text and text_vectors is not None,
+    )
+    state = warm_state(live, split.vocab)
+    result = train_model(split, text_vectors, train_config, progress=progress, init_state=state)
+    return ScoredModel(result.model, split.vocab, label)
+
+
+def warm_state(live: ScoredModel, vocab: Vocabulary) -> dict[str, Any]:
+    """``live``'s weights re-indexed to ``vocab`` by item id (new items keep a fresh init;
+    content buffers come from the new vocabulary's text, not from here)."""
+    import torch
+
+    state = {k: v.clone() for k, v in live.model.state_dict().items()
+             if not k.startswith("items.content_")}
+    key = "items.id_embedding.weight"
+    if key in state:
+        old = state[key]
+        fresh = torch.randn(len(vocab), old.shape[1]) * old.shape[1] ** -0.5
+        fresh[0] = 0.0
+        pairs = [(i, live.vocab.index[item]) for i, item in enumerate(vocab.items, start=1)
+                 if item in live.vocab.index]
+        if pairs:
+            new_rows, old_rows = zip(*pairs, strict=True)
+            fresh[list(new_rows)] = old[list(old_rows)]
+        state[key] = fresh
+    return state
+
+
+def _rounded(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: round(float(v), 4) for k, v in metrics.items()}
