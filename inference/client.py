@@ -428,6 +428,9 @@ class ModelClient:
                 continue
             try:
                 version = await asyncio.to_thread(self._publish_catalog, pending)
+            except FileNotFoundError as exc:  # no text encoder exported yet
+                log.warning("new items not added to the model: %s", exc)
+                continue
             except Exception:
                 log.exception("catalogue refresh failed for %d items", len(pending))
                 continue

@@ -124,9 +124,7 @@ class CausalBlock(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(
-            nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * dim, dim)
-        )
+        self.ffn = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor) -> torch.Tensor:
@@ -137,7 +135,7 @@ class CausalBlock(nn.Module):
         k = k.reshape(b, n, h, d // h).transpose(1, 2)
         v = v.reshape(b, n, h, d // h).transpose(1, 2)
         att = (q @ k.transpose(-1, -2)) * self.scale + attn_bias
-        att = self.dropout(torch.softmax(att, dim=-1))
+        att = torch.softmax(att, dim=-1)
         y = (att @ v).transpose(1, 2).reshape(b, n, d)
         x = x + self.dropout(self.out(y))
         return x + self.dropout(self.ffn(self.norm2(x)))
@@ -182,10 +180,18 @@ class SequenceRecommender(nn.Module):
             x = block(x, bias)
         return self.norm(x)
 
-    def forward(self, item_seq: torch.Tensor, drop_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits [B, L, V] for the next item at every position."""
+    def forward(
+        self,
+        item_seq: torch.Tensor,
+        drop_ids: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits [B, L, V] for the next item at every position, or [N, V] for the positions
+        selected by the boolean mask ``positions`` [B, L] (training skips padding)."""
         table = self.items.table(drop_ids)
         hidden = self.encode(item_seq, table)
+        if positions is not None:
+            hidden = hidden[positions]
         return hidden @ table.t()
 
     @torch.no_grad()

@@ -53,6 +53,8 @@ def test_triton_has_a_gpu_reservation_and_a_cpu_profile() -> None:
     assert devices[0]["capabilities"] == ["gpu"]
     assert "./model_repository:/models" in gpu["volumes"]
     assert "--model-control-mode=poll" in gpu["command"]
+    assert (REPO / gpu["build"]["dockerfile"]).exists()
+    assert "/v2/models/sasrec/ready" in gpu["healthcheck"]["test"][1]
     cpu = SERVICES["triton-cpu"]
     assert "deploy" not in cpu and "--model-config-name=cpu" in cpu["command"]
     assert cpu["hostname"] == "triton"
