@@ -214,6 +214,15 @@ class WorkerRuntime:
                 await self.model_client.on_new_items(valid)
         await asyncio.gather(*pending)
 
+    async def close(self) -> None:
+        """Stop what :meth:`start` opened (the worker calls this on shutdown)."""
+        if self.model_client is not None:
+            await self.model_client.close()
+        if self.producer is not None:
+            await self.producer.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
+
     async def mirror(self, states: Any, recommendations: list[Any]) -> None:
         """Mirror to Redis; an outage is counted and logged, never fatal."""
         try:
@@ -245,8 +254,10 @@ class WorkerRuntime:
             out["signal_failures"] = self.signals.failures
         if self.engine is not None:
             out.update(self.engine.stats.as_dict())
-        if self.model_client is not None and hasattr(self.model_client, "stats"):
-            out["model"] = self.model_client.stats
+        if self.model_client is not None:
+            out["model"] = self.model_client.stats.as_dict()
+            live = self.model_client.live
+            out["model_version"] = live.label if live is not None else None
         return out
 
 

@@ -62,6 +62,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
             await runtime.started.wait()
             await runtime.mark_ready()
 
+        async def on_stop(self) -> None:
+            await runtime.close()
+            await super().on_stop()
+
     worker = StreamrecWorker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
     return 0
