@@ -45,8 +45,10 @@ def run_benchmark(
     cold_share: float = 0.15,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
+    tag_suffix: str = "",
 ) -> dict[str, Any]:
     dataset = load_dataset(dataset_name, settings, items=items, max_users=max_users)
+    dataset.tag += tag_suffix
     split = LeaveOneOut.from_interactions(dataset.interactions, dataset.catalog)
     vectors = text_matrix(dataset, split.vocab.items, settings)
     runs: dict[str, list[dict[str, Any]]] = {}

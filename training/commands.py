@@ -75,6 +75,8 @@ def run_train(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset, settings, items=args.items, max_users=args.max_users)
     split = LeaveOneOut.from_interactions(dataset.interactions, dataset.catalog)
     vectors = text_matrix(dataset, split.vocab.items, settings) if args.variant != "id" else None
+    if args.small:  # a tiny model never replaces the full one's checkpoint
+        dataset.tag += "-small"
     path = checkpoint_path(settings, dataset.tag, args.variant, args.seed)
     overrides = _overrides(args)
     init = None
@@ -112,6 +114,7 @@ def run_eval(args: argparse.Namespace) -> int:
     result = run_benchmark(
         args.dataset, settings, seeds=args.seeds, items=args.items, max_users=args.max_users,
         cold_share=args.cold_share, overrides=_overrides(args), progress=not args.no_progress,
+        tag_suffix="-small" if args.small else "",
     )
     rows = {"sasrec text+id (model)": result["model"]}
     rows.update(result["baselines"])

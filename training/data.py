@@ -13,6 +13,7 @@ order the leave-one-out split is not reproducible.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,12 +169,16 @@ def read_clicks_from_kafka(
     since_ts: int | None = None,
     idle_polls: int = 3,
     poll_timeout_ms: int = 500,
+    connect_timeout_s: float = 15.0,
 ) -> Interactions:
-    """Replay the ``clicks`` topic from the beginning until a fetch returns nothing new.
+    """Replay ``topic`` (the ``clicks`` contract) from the beginning until a fetch returns
+    nothing new; the result iterates as (user_id, item_id, ts) rows in stable time order.
 
     ``end_offsets()`` is wrong on the embedded broker after multi-record batches, so the end is
-    found by ``idle_polls`` consecutive empty polls. Invalid records are skipped (they are in
-    the dead-letter topic already).
+    found by ``idle_polls`` consecutive empty polls, counted only once partitions are assigned
+    (a missing topic gives an empty result after ``connect_timeout_s``). Invalid records are
+    skipped (the worker dead-letters them); repeated event_ids count once; ``since_ts`` keeps
+    recent events only (re-fine-tuning on live data).
     """
     from kafka import KafkaConsumer
 
@@ -186,15 +191,16 @@ def read_clicks_from_kafka(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         fetch_max_wait_ms=50,
-        consumer_timeout_ms=poll_timeout_ms,
     )
     events: list[dict[str, Any]] = []
     empty = 0
+    deadline = time.monotonic() + connect_timeout_s
     try:
         while empty < idle_polls:
             batch = consumer.poll(timeout_ms=poll_timeout_ms, max_records=10_000)
             if not batch:
-                empty += 1
+                if consumer.assignment() or time.monotonic() > deadline:
+                    empty += 1
                 continue
             empty = 0
             for records in batch.values():

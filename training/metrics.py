@@ -70,11 +70,15 @@ def mask_scores(
 
 
 def target_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """0-based rank of each row's target among all items (ties count in the target's favour
-    only when equal: rank = number of items scored strictly higher)."""
+    """0-based rank of each row's target among all items.
+
+    Ties are counted against the target (rank = number of *other* items scored at least as
+    high), so a model that scores many items equally (e.g. unseen items at zero) gains nothing
+    from the tie.
+    """
     rows = np.arange(len(targets))
     target_scores = scores[rows, targets][:, None]
-    return (scores > target_scores).sum(axis=1).astype(np.float64)
+    return ((scores >= target_scores).sum(axis=1) - 1).astype(np.float64)
 
 
 def rank_in_list(items: Sequence[str], target: str) -> float:

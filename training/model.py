@@ -65,7 +65,8 @@ class ItemEncoder(nn.Module):
                 text_vectors = torch.zeros(config.n_items, config.text_dim)
             vectors.append(text_vectors.float())
             self.projections.append(self._projection(config.text_dim, d))
-        for dim, extra in zip(config.extra_dims, extra_vectors or [], strict=True):
+        extra_vectors = extra_vectors or [torch.zeros(config.n_items, d) for d in config.extra_dims]
+        for dim, extra in zip(config.extra_dims, extra_vectors, strict=True):
             vectors.append(extra.float())
             self.projections.append(self._projection(dim, d))
         for i, v in enumerate(vectors):
@@ -81,11 +82,19 @@ class ItemEncoder(nn.Module):
     def content(self, i: int) -> torch.Tensor:
         return getattr(self, f"content_{i}")
 
-    def fuse(self, sources: list[torch.Tensor]) -> torch.Tensor:
+    def fuse(self, sources: list[torch.Tensor], no_id: torch.Tensor | None = None) -> torch.Tensor:
+        """Gate-weighted sum of the sources. ``no_id`` [N] bool marks items whose ID source is
+        missing (new items, ID dropout): the gate renormalises over the sources they have, so a
+        new item's vector is as large as a known item's, not diluted by a zero ID vector."""
         if len(sources) == 1:
             return sources[0]
         stacked = torch.stack(sources, dim=-2)  # [..., S, d]
-        weights = torch.softmax(self.gate(torch.cat(sources, dim=-1)), dim=-1)
+        logits = self.gate(torch.cat(sources, dim=-1))
+        if no_id is not None and self.config.use_ids:
+            blocked = torch.zeros_like(logits, dtype=torch.bool)
+            blocked[:, 0] = no_id
+            logits = logits.masked_fill(blocked, -1e4)
+        weights = torch.softmax(logits, dim=-1)
         return (weights.unsqueeze(-1) * stacked).sum(dim=-2)
 
     def table(self, drop_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -98,19 +107,23 @@ class ItemEncoder(nn.Module):
             sources.append(ids)
         for i, projection in enumerate(self.projections):
             sources.append(projection(self.content(i)))
-        return self.fuse(sources)
+        return self.fuse(sources, drop_ids)
 
     def new_item_vectors(
         self, text_vectors: torch.Tensor, extra: list[torch.Tensor] | None = None
     ) -> torch.Tensor:
-        """Fused vectors for items without a learned ID embedding (zero ID source)."""
+        """Fused vectors for items without a learned ID embedding (zero ID source); a missing
+        extra modality (e.g. no image yet) enters as zeros."""
+        n = text_vectors.shape[0]
         sources = []
         if self.config.use_ids:
-            sources.append(torch.zeros(text_vectors.shape[0], self.config.dim))
-        contents = [text_vectors, *(extra or [])]
-        for projection, vectors in zip(self.projections, contents, strict=False):
+            sources.append(torch.zeros(n, self.config.dim))
+        extra = list(extra or [])
+        extra += [torch.zeros(n, d) for d in self.config.extra_dims[len(extra):]]
+        contents = [text_vectors, *extra] if self.config.use_text else extra
+        for projection, vectors in zip(self.projections, contents, strict=True):
             sources.append(projection(vectors.float()))
-        return self.fuse(sources)
+        return self.fuse(sources, torch.ones(n, dtype=torch.bool))
 
 
 class CausalBlock(nn.Module):

@@ -153,7 +153,8 @@ def train_variant(
     save_checkpoint(result, path, {
         "metrics": metrics, "data": dataset.data_range(), "variant": variant, **(extra or {}),
     })
-    log(f"{variant} seed {seed}: {result.epochs_run} epochs (best {result.best_epoch}) in "
+    log(f"{variant} seed {seed}: {result.epochs_run} epochs (best {result.best_epoch}, "
+        f"stopped by {result.stop_reason}) in "
         f"{result.seconds:.0f} s; valid ndcg@10 {result.valid['ndcg@10']:.4f}, "
         f"test ndcg@10 {metrics['ndcg@10']:.4f} -> {path}")
     return metrics

@@ -16,8 +16,12 @@ different vocabularies compare on the same cases), :func:`fine_tune` (warm-start
 version, vocabulary extended with the new items, trained on recent events) and
 :func:`holdout_split` (each recent user's last event is held out).
 
-The Kafka wiring (:class:`TrainerService`, ``streamrec trainer``) lives in
-:mod:`training.trainer_service`.
+The Kafka wiring, :class:`TrainerService` (``streamrec trainer``), is thin: it consumes
+``model-events`` (drift requests, the workers' ``hit_rate`` reports), replays recent clicks
+with :func:`training.data.read_clicks_from_kafka`, fine-tunes, publishes a passing candidate
+with :func:`training.export.publish_version`, rolls back through the version pin, and puts
+every decision (``retrain``, ``promote``, ``reject``, ``rollback``) on ``model-events``;
+:attr:`TrainerService.counters` counts them (the metric).
 
 >>> policy = RetrainPolicy(schedule_every=1_000, cooldown=100)
 >>> policy.decide(now=50) is None
@@ -196,12 +200,14 @@ class ScoredModel:
     once (the model is in eval mode and never changes after construction).
     """
 
-    def __init__(self, model: SequenceRecommender, vocab: Vocabulary, label: str) -> None:
+    def __init__(self, model: SequenceRecommender, vocab: Vocabulary, label: str,
+                 result: Any = None) -> None:
         import torch
 
         self.model = model.eval()
         self.vocab = vocab
         self.label = label
+        self.result = result  # the TrainResult when this model was just trained
         with torch.no_grad():
             self.table = model.items.table()
 
@@ -320,7 +326,7 @@ def fine_tune(
     )
     state = warm_state(live, split.vocab)
     result = train_model(split, text_vectors, train_config, progress=progress, init_state=state)
-    return ScoredModel(result.model, split.vocab, label)
+    return ScoredModel(result.model, split.vocab, label, result)
 
 
 def warm_state(live: ScoredModel, vocab: Vocabulary) -> dict[str, Any]:
@@ -346,3 +352,195 @@ def warm_state(live: ScoredModel, vocab: Vocabulary) -> dict[str, Any]:
 
 def _rounded(metrics: dict[str, float]) -> dict[str, float]:
     return {k: round(float(v), 4) for k, v in metrics.items()}
+
+
+# --- the Kafka wiring: ``streamrec trainer`` ----------------------------------------------------
+CandidateFn = Any  # (live: ScoredModel, train: Interactions) -> ScoredModel
+
+
+class TrainerService:
+    """Consumes ``model-events``, retrains when the policy says so, publishes what passes.
+
+    ``candidate_fn`` (default :func:`fine_tune`) is injectable so tests can offer a candidate
+    that must be rejected.
+    """
+
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        policy: RetrainPolicy | None = None,
+        gate: PromotionGate | None = None,
+        watch: PromotionWatch | None = None,
+        recent_events: int = 50_000,
+        finetune: FineTuneConfig | None = None,
+        candidate_fn: CandidateFn | None = None,
+        texts: dict[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.policy = policy or RetrainPolicy(schedule_every=None, cooldown=600.0)
+        self.gate = gate or PromotionGate()
+        self.watch = watch or PromotionWatch()
+        self.recent_events = recent_events
+        self.finetune = finetune or FineTuneConfig()
+        self.candidate_fn = candidate_fn
+        self.texts = texts
+        self.counters = {"requests": 0, "retrain": 0, "promote": 0, "reject": 0, "rollback": 0}
+        self.decisions: list[dict[str, Any]] = []
+        self._producer: Any = None
+
+    # --- the model directory -------------------------------------------------------------
+    @property
+    def model_dir(self) -> Any:
+        return self.settings.model_repository / self.settings.model_name
+
+    def live_version(self) -> int | None:
+        from inference import versions
+
+        published = versions.list_versions(self.model_dir)
+        pinned = versions.read_pin(self.settings.model_repository, self.settings.model_name)
+        if pinned in published:
+            return pinned
+        return published[-1] if published else None
+
+    def load_version(self, version: int) -> ScoredModel:
+        """The live version's torch weights (its model card names the checkpoint)."""
+        import json
+        from pathlib import Path
+
+        from training.train import load_checkpoint
+
+        card = json.loads((self.model_dir / str(version) / "model_card.json").read_text())
+        model, vocab, _ = load_checkpoint(Path(card["checkpoint"]))
+        return ScoredModel(model, vocab, f"{self.settings.model_name}:{version}")
+
+    # --- one retrain ---------------------------------------------------------------------
+    def retrain(self, reason: str, recent: Interactions) -> dict[str, Any]:
+        """Fine-tune from live on ``recent``, gate on its holdout, publish if it passes."""
+        live_v = self.live_version()
+        started = {"reason": reason, "live_version": live_v, "events": len(recent)}
+        self.emit("retrain", **started)
+        if live_v is None:
+            return self.emit("reject", **started, gate={"reason": "no live version to start from"})
+        live = self.load_version(live_v)
+        train, cases = holdout_split(recent)
+        if self.candidate_fn is not None:
+            candidate = self.candidate_fn(live, train)
+        else:
+            candidate = fine_tune(live, train, self._text_vectors, self.finetune,
+                                  label="candidate")
+        decision = self.gate.decide(candidate.evaluate(cases), live.evaluate(cases))
+        if not decision.promote:
+            return self.emit("reject", **started, gate=decision.to_json())
+        version = self.publish(candidate, live_v, decision)
+        new_label = f"{self.settings.model_name}:{version}"
+        self.watch.start(new=new_label, previous=live.label)
+        return self.emit("promote", **started, version=version, model=new_label,
+                         previous=live.label, gate=decision.to_json())
+
+    def publish(self, candidate: ScoredModel, parent: int, decision: GateDecision) -> int:
+        import time as _time
+
+        from inference import versions
+        from training.export import publish_version
+        from training.train import save_checkpoint
+
+        checkpoint = (self.settings.artifacts / "checkpoints" / "trainer"
+                      / f"{self.settings.model_name}-from{parent}-{int(_time.time())}.pt")
+        save_checkpoint(candidate.result, checkpoint, {"metrics": decision.candidate,
+                                                       "gate": decision.to_json()})
+        version = publish_version(checkpoint, self.settings.model_repository,
+                                  self.settings.model_name, metrics=decision.candidate,
+                                  parent_version=parent)
+        if versions.read_pin(self.settings.model_repository, self.settings.model_name):
+            versions.write_pin(self.settings.model_repository, self.settings.model_name,
+                               version, "promoted by the trainer")
+        return version
+
+    def check_live(self) -> dict[str, Any] | None:
+        """After a promotion: roll back when the new version clearly loses live."""
+        previous, new = self.watch.previous, self.watch.new
+        verdict = self.watch.decide()
+        if verdict != "rollback" or previous is None or new is None:
+            return None
+        from inference.commands import pin_version
+
+        target = int(previous.rsplit(":", 1)[1])
+        pinned = pin_version(self.settings, target, f"rollback: {new} lost to {previous} live")
+        return self.emit("rollback", model=new, to=f"{self.settings.model_name}:{pinned}",
+                         new_hit_rate=round(self.watch.rates(new), 4),
+                         previous_hit_rate=round(self.watch.reference[1]
+                                                 / max(1, self.watch.reference[0]), 4))
+
+    def _text_vectors(self, items: list[str]) -> np.ndarray | None:
+        if self.texts is None:
+            return None
+        from training.pipeline import Dataset, text_matrix
+
+        dataset = Dataset("trainer", Interactions([], [], []), list(self.texts), self.texts)
+        return text_matrix(dataset, items, self.settings)
+
+    # --- events ----------------------------------------------------------------------------
+    def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
+        from streams.feedback import model_event
+
+        event = model_event(kind, source="trainer", **fields)
+        self.counters[kind] = self.counters.get(kind, 0) + 1
+        self.decisions.append(event)
+        import logging
+
+        logging.getLogger(__name__).warning("model-events: %s", event)
+        return event
+
+    async def run(self, *, schedule_s: float | None = None, max_retrains: int | None = None,
+                  idle_exit_s: float | None = None) -> None:
+        """The service loop (``streamrec trainer``)."""
+        import asyncio
+        import json
+        import time as _time
+
+        from streams.kafka_io import ensure_topics, start_consumer, start_producer
+        from training.data import read_clicks_from_kafka
+
+        s = self.settings
+        await ensure_topics(s, [s.model_events_topic, s.clicks_topic])
+        self._producer = await start_producer(s)
+        consumer = await start_consumer(s, s.model_events_topic,
+                                        group=f"{s.app_id}-trainer", from_beginning=True)
+        if schedule_s is not None:
+            self.policy.schedule_every = schedule_s
+        start = _time.monotonic()
+        idle_since = _time.monotonic()
+        published = 0
+        try:
+            while max_retrains is None or self.counters["retrain"] < max_retrains:
+                batches = await consumer.getmany(timeout_ms=500, max_records=1000)
+                for messages in batches.values():
+                    for msg in messages:
+                        try:
+                            event = json.loads(msg.value)
+                        except (TypeError, ValueError):
+                            continue
+                        if event.get("source") == "trainer":
+                            continue
+                        idle_since = _time.monotonic()
+                        if event.get("type") == "drift":
+                            self.counters["requests"] += 1
+                        self.policy.learn_one(event)
+                        self.watch.learn_one(event)
+                self.check_live()
+                reason = self.policy.decide(_time.monotonic() - start)
+                if reason is not None:
+                    recent = await asyncio.to_thread(
+                        read_clicks_from_kafka, s.require_kafka(), s.clicks_topic)
+                    recent = recent.slice(max(0, len(recent) - self.recent_events), len(recent))
+                    await asyncio.to_thread(self.retrain, reason, recent)
+                for event in self.decisions[published:]:
+                    await self._producer.send_and_wait(
+                        s.model_events_topic, json.dumps(event).encode())
+                published = len(self.decisions)
+                if idle_exit_s is not None and _time.monotonic() - idle_since > idle_exit_s:
+                    break
+        finally:
+            await consumer.stop()
+            await self._producer.stop()

@@ -43,7 +43,8 @@ class TrainConfig:
     use_ids: bool = True
     use_text: bool = True
     time_budget_s: float = 210.0  # a safety net; epochs and patience decide normally
-    threads: int = 2
+    # one intra-op thread: on a loaded 2-core machine two threads were 10x slower (spin waits)
+    threads: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def model_config(self, n_items: int) -> ModelConfig:
@@ -68,6 +69,7 @@ class TrainResult:
     epochs_run: int
     seconds: float
     history: list[dict[str, float]]
+    stop_reason: str = "epochs"  # epochs | early_stopping | time_budget
 
 
 def seed_everything(seed: int) -> None:
@@ -136,15 +138,24 @@ def train_model(
     *,
     progress: bool = True,
     init_state: dict[str, torch.Tensor] | None = None,
+    extra_vectors: list[np.ndarray] | None = None,
 ) -> TrainResult:
-    """Train on ``split``'s training sequences; early-stop on its validation NDCG@10."""
+    """Train on ``split``'s training sequences; early-stop on its validation NDCG@10.
+
+    ``text_vectors`` [V, 384] (row 0 = padding) are the frozen MiniLM item vectors;
+    ``extra_vectors`` (e.g. image embeddings, each [V, d_k]) join the same fusion gate.
+    ``init_state`` warm-starts from earlier weights (see :func:`warm_start_state`).
+    """
     started = time.monotonic()
     seed_everything(config.seed)
     torch.set_num_threads(config.threads)
     n_items = len(split.vocab)
+    model_config = config.model_config(n_items)
+    model_config.extra_dims = [v.shape[1] for v in extra_vectors or []]
     model = SequenceRecommender(
-        config.model_config(n_items),
+        model_config,
         torch.from_numpy(text_vectors) if text_vectors is not None else None,
+        [torch.from_numpy(np.asarray(v, dtype=np.float32)) for v in extra_vectors or []],
     )
     if init_state is not None:
         model.load_state_dict(init_state, strict=False)
@@ -161,6 +172,7 @@ def train_model(
     best: dict[str, float] = {"ndcg@10": -1.0}
     best_state: dict[str, torch.Tensor] = {}
     best_epoch, stale, epoch = 0, 0, 0
+    stop_reason = "epochs"
     history: list[dict[str, float]] = []
     bar = tqdm(range(config.epochs), desc=f"train {config.variant} seed {config.seed}",
                file=sys.stderr, disable=not progress, leave=False)
@@ -175,9 +187,9 @@ def train_model(
             drop = None
             if config.use_text and config.use_ids and config.id_dropout > 0:
                 drop = torch.rand(n_items, generator=generator) < config.id_dropout
-            targets = labels != 0
-            logits = model(inputs, drop, targets)
-            loss = torch.nn.functional.cross_entropy(logits, labels[targets])
+            real = labels != 0
+            logits = model(inputs, drop, real)
+            loss = torch.nn.functional.cross_entropy(logits, labels[real])
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -192,13 +204,17 @@ def train_model(
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
-        if stale >= config.patience or time.monotonic() - started > config.time_budget_s:
+        if stale >= config.patience:
+            stop_reason = "early_stopping"
+            break
+        if time.monotonic() - started > config.time_budget_s:
+            stop_reason = "time_budget"
             break
     bar.close()
     model.load_state_dict(best_state)
     model.eval()
     return TrainResult(model, split.vocab, config, best, best_epoch, epoch + 1,
-                       time.monotonic() - started, history)
+                       time.monotonic() - started, history, stop_reason)
 
 
 def _warmup_cosine(step: int, warmup: int, total: int) -> float:
@@ -220,6 +236,8 @@ def save_checkpoint(result: TrainResult, path: Path, extra: dict[str, Any] | Non
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "seconds": result.seconds,
+        "stop_reason": result.stop_reason,
+        "history": result.history,
         **(extra or {}),
     }
     tmp = path.with_suffix(".tmp")

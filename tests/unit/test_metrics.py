@@ -39,10 +39,11 @@ def test_empty_and_all_keys() -> None:
     assert all(v == 1.0 for v in metrics.values())
 
 
-def test_target_rank_counts_strictly_better_items() -> None:
+def test_target_rank_counts_better_items_and_ties_against_the_target() -> None:
     scores = np.array([[0.0, 0.9, 0.5, 0.7, 0.1],
-                       [0.0, 0.1, 0.2, 0.3, 0.4]])
-    assert target_ranks(scores, np.array([2, 4])).tolist() == [2.0, 0.0]
+                       [0.0, 0.1, 0.2, 0.3, 0.4],
+                       [0.0, 0.0, 0.0, 0.0, 0.0]])
+    assert target_ranks(scores, np.array([2, 4, 3])).tolist() == [2.0, 0.0, 4.0]
 
 
 def test_masking_excludes_history_and_padding_but_keeps_the_target() -> None:

@@ -88,3 +88,44 @@ def test_baselines_score_every_item() -> None:
     knn = ItemKNN(n, neighbours=3).fit(seqs)
     assert np.argmax(knn.scores([[5]])[0]) == 6  # 6 always follows 5
     assert np.argmax(MostPopular(n).fit(seqs).scores([[1]])[0]) == 3
+
+
+def test_training_with_an_extra_modality() -> None:
+    from training.data import LeaveOneOut, Vocabulary
+    from training.train import TrainConfig, score_histories, train_model
+
+    rng = np.random.default_rng(0)
+    vocab = Vocabulary([f"i{i}" for i in range(1, 31)])
+    sequences = [[int(x) for x in rng.integers(1, 31, 12)] for _ in range(20)]
+    split = LeaveOneOut(vocab, [f"u{u}" for u in range(20)], sequences)
+    text = rng.normal(size=(31, 384)).astype(np.float32)
+    image = rng.normal(size=(31, 7)).astype(np.float32)
+    config = TrainConfig(dim=8, layers=1, heads=1, epochs=2, batch_size=8, max_len=10)
+    result = train_model(split, text, config, progress=False, extra_vectors=[image])
+    assert result.model.config.extra_dims == [7] and result.model.items.n_content == 2
+    histories, _, _ = split.eval_cases("test")
+    assert score_histories(result.model, histories).shape == (20, 31)
+
+
+def test_warm_start_matches_rows_by_item_id(tmp_path) -> None:
+    from training.data import LeaveOneOut, Vocabulary
+    from training.train import TrainConfig, save_checkpoint, train_model, warm_start_state
+
+    rng = np.random.default_rng(0)
+    vocab = Vocabulary([f"i{i}" for i in range(1, 21)])
+    split = LeaveOneOut(vocab, ["u0", "u1"], [[int(x) for x in rng.integers(1, 21, 10)]] * 2)
+    config = TrainConfig(dim=8, layers=1, heads=1, epochs=1, batch_size=4, max_len=10)
+    result = train_model(split, rng.normal(size=(21, 384)).astype(np.float32), config,
+                         progress=False)
+    save_checkpoint(result, tmp_path / "live.pt")
+    new_vocab = Vocabulary(["i5", "new", "i1"])  # reordered, one unseen item
+    state = warm_start_state(tmp_path / "live.pt", new_vocab)
+    old = result.model.items.id_embedding.weight.detach()
+    rows = state["items.id_embedding.weight"]
+    assert rows.shape == (4, 8)
+    assert torch.equal(rows[1], old[5]) and torch.equal(rows[3], old[1])
+    assert not any(k.startswith("items.content_") for k in state)
+    new_split = LeaveOneOut(new_vocab, ["u0"], [[1, 2, 3, 1, 3]])
+    tuned = train_model(new_split, rng.normal(size=(4, 384)).astype(np.float32), config,
+                        progress=False, init_state=state)
+    assert tuned.model.items.id_embedding.weight.shape == (4, 8)
