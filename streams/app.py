@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import time
 from typing import Any
 
@@ -25,8 +26,11 @@ from aiokafka import AIOKafkaProducer
 
 from streamrec.settings import Settings
 from streams import transport
+from streams.drift import HitRateDriftDetector
 from streams.engine import EngineConfig, RecommendationEngine
 from streams.events import ClickEvent, Rejection, dead_letter, parse_click, parse_item
+from streams.feedback import AdaptiveFeedback
+from streams.rerank import OnlineReranker
 from streams.serving_state import RedisCatalog, mirror_to_redis
 from streams.signals import FailoverSignals, InMemorySignals, RedisSignals
 from streams.state import StateConfig, UserState
@@ -35,6 +39,7 @@ log = logging.getLogger(__name__)
 
 USER_STATE_TABLE = "user-state"
 WORKERS_READY_KEY = "workers:ready"
+RERANKER_KEY = "reranker:workers"
 
 
 def state_config(settings: Settings) -> StateConfig:
@@ -50,6 +55,7 @@ def state_config(settings: Settings) -> StateConfig:
 def build_app(settings: Settings) -> faust.App:
     """The Faust app for ``settings`` (broker quirks come from ``settings.broker``)."""
     profile = settings.broker
+    settings.home.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=f"{transport.SCHEME}://{settings.require_kafka()}",
@@ -105,6 +111,11 @@ def build_app(settings: Settings) -> faust.App:
         async for batch in stream.take_events(256, within=0.05):
             await runtime.handle_items(batch)
 
+    @app.timer(interval=30.0)
+    async def sync_reranker() -> None:
+        if runtime.started.is_set():
+            await runtime.sync_reranker()
+
     @app.timer(interval=5.0)
     async def report_stats() -> None:
         if runtime.started.is_set():
@@ -129,6 +140,8 @@ class WorkerRuntime:
         self.dlq_count = 0
         self.mirror_failures = 0
         self.signals: FailoverSignals | None = None
+        self.reranker: OnlineReranker | None = None
+        self.feedback: AdaptiveFeedback | None = None
         self.model_client: Any = None
 
     async def start(self) -> None:
@@ -162,10 +175,18 @@ class WorkerRuntime:
         )
         self.signals = signals
         self.model_client = await self._start_model_client()
+        # River: the online re-ranker learns from feedback; the drift detector watches hits
+        self.reranker = OnlineReranker()
+        self.feedback = AdaptiveFeedback(
+            self.reranker, HitRateDriftDetector(), k=s.recommendations_k,
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+        )
         self.engine = RecommendationEngine(
             signals,
             self.catalog,
             model=self.model_client,
+            ranker=self.reranker,
+            feedback=self.feedback,
             config=EngineConfig(
                 k=s.recommendations_k, model_timeout_s=s.triton_timeout_s,
                 state=state_config(s),
@@ -235,6 +256,33 @@ class WorkerRuntime:
             if self.mirror_failures == 1 or self.mirror_failures % 1000 == 0:
                 log.warning("Redis mirror failed (%d so far): %s", self.mirror_failures, exc)
 
+    async def publish_model_events(self) -> list[Any]:
+        """Send the feedback's queued ``model-events`` (drift / retrain requests, hit rates)."""
+        if self.feedback is None:
+            return []
+        return [
+            self.send(self.settings.model_events_topic, event["type"].encode(), event)
+            for event in self.feedback.drain_events()
+        ]
+
+    async def sync_reranker(self) -> None:
+        """Share this worker's re-ranker through Redis and merge the others' (every worker sees
+        only its partitions' feedback; weights are averaged by examples learned since the last
+        sync)."""
+        if self.reranker is None:
+            return
+        me = str(os.getpid())
+        try:
+            await self.redis.hset(RERANKER_KEY, me, json.dumps(self.reranker.to_dict()))
+            others = await self.redis.hgetall(RERANKER_KEY)
+        except Exception as exc:  # Redis down: keep learning alone
+            log.debug("re-ranker sync skipped: %s", exc)
+            return
+        for pid, raw in others.items():
+            if pid.decode() != me:
+                self.reranker.merge(OnlineReranker.from_dict(json.loads(raw)))
+        self.reranker._since_sync = 0
+
     async def mark_ready(self) -> None:
         """Tell the demo and the tests that this worker is serving (``workers:ready`` hash)."""
         await self.publish_stats()
@@ -252,6 +300,8 @@ class WorkerRuntime:
         out: dict[str, Any] = {"dlq": self.dlq_count, "mirror_failures": self.mirror_failures}
         if self.signals is not None:
             out["signal_failures"] = self.signals.failures
+        if self.feedback is not None:
+            out["feedback"] = self.feedback.stats()
         if self.engine is not None:
             out.update(self.engine.stats.as_dict())
         if self.model_client is not None:
@@ -299,6 +349,7 @@ class ClickBatchHandler:
             for rec in recommendations:
                 acks.append(rt.send(s.recommendations_topic, rec.user_id.encode(), rec.to_json()))
             acks.append(rt.mirror(states.values(), recommendations))
+            acks.extend(await rt.publish_model_events())
         # at-least-once: the batch is acknowledged (take_events acks after this returns) only
         # once the broker has every recommendation and dead letter
         await asyncio.gather(*acks)
