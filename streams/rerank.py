@@ -5,17 +5,18 @@
 model's score and rank, trending and co-visitation scores, the user's decayed affinity to the
 item's categories, the item's recency and age (event time), and scores it with a River
 ``LogisticRegression`` trained one example at a time (``learn_one``) with an adaptive
-optimizer (``optim.Adam``). It starts from prior weights that reproduce the fixed blend (model
+optimizer (``optim.AdaGrad``). It starts from prior weights that reproduce the fixed blend (model
 first, then co-visitation, then trending), so its first lists are as good as the blend's.
 
 Feedback: :meth:`OnlineReranker.rank` remembers the features of the last list's candidates
 per user (a bounded LRU, :class:`CandidateLog`). When the user's next click arrives,
 :meth:`OnlineReranker.learn_feedback` learns the clicked item as a positive (when it was
-among the candidates, shown or not) and each shown-and-not-clicked item as a negative; the
-positive is weighted by the number of negatives so both classes weigh the same.
+among the candidates, shown or not) and the other candidates as negatives (shown ones, and
+unshown ones with ``unshown_weight``). Classes are not re-weighted: the intercept absorbs the
+imbalance and the ranking only depends on the other weights.
 
-Drift response: :meth:`speed_up` multiplies the learning rate for a number of steps (the
-weights move to the fresh signals quickly), :meth:`reset` returns to the prior.
+Drift response: :meth:`speed_up` shrinks the model's weights (lean on the fresh signals) and
+multiplies the learning rate for a number of steps; :meth:`reset` returns to the prior.
 
 Several workers (this object is not per user): each worker learns from its own partitions'
 feedback, and every ``sync`` interval the workers exchange snapshots through Redis
@@ -56,34 +57,46 @@ if TYPE_CHECKING:
 FEATURES = (
     "in_model",  # 1 when the model proposed it
     "model_rr",  # 1 / (1 + model rank)
+    "model_lr",  # 1 - log(1 + model rank) / log(1 + RANK_SCALE): click odds fall ~ log rank
     "model_z",  # model score standardised within the list
     "covis",  # co-visitation count / (1 + count)
     "covis_last",  # co-visited after the user's very last item
     "trend",  # log(1 + trending count) / log(1 + top trending count)
     "trend_rr",  # 1 / (1 + trending rank)
+    "trend_lr",  # 1 - log(1 + trending rank) / log(1 + RANK_SCALE)
     "affinity",  # the user's decayed interest share of the item's categories
     "recency",  # 0.5 ** (time since the item's last click / recency half-life)
     "freshness",  # 0.5 ** (item age / age half-life); 0 for items never clicked
 )
 
+MODEL_FEATURES = ("in_model", "model_rr", "model_lr", "model_z")
+RANK_SCALE = 50
+
 # the fixed blend (model first, then co-visitation, then trending) as initial weights
 PRIOR_WEIGHTS = {
-    "in_model": 2.0, "model_rr": 2.0, "model_z": 0.2, "covis": 1.5, "covis_last": 0.2,
-    "trend": 0.5, "trend_rr": 0.5, "affinity": 0.3, "recency": 0.0, "freshness": 0.0,
+    "in_model": 1.5, "model_rr": 1.0, "model_lr": 3.0, "model_z": 0.2, "covis": 1.0,
+    "covis_last": 0.2, "trend": 0.2, "trend_rr": 0.2, "trend_lr": 0.2, "affinity": 0.3,
+    "recency": 0.0, "freshness": 0.0,
 }
 
 
 @dataclass
 class RerankConfig:
-    lr: float = 0.01
+    # AdaGrad: per-feature step sizes that shrink as evidence accumulates, so weights settle
+    # where the click signal is weak (Adam's normalised steps kept them wandering on
+    # MovieLens); a drift restarts it (speed_up)
+    optimizer: str = "adagrad"  # adagrad | adam
+    lr: float = 0.05
     l2: float = 0.0
-    boost_factor: float = 5.0  # speed_up(): learning-rate multiplier ...
-    boost_steps: int = 3_000  # ... for this many learn_one calls
+    boost_factor: float = 2.0  # speed_up(): learning-rate multiplier ...
+    boost_steps: int = 50_000  # ... for this many learn_one calls (~50 per click)
+    model_shrink: float = 0.5  # speed_up(): the model's weights are multiplied by this
     recency_half_life_ms: int = 3600 * 1000
     age_half_life_ms: int = 24 * 3600 * 1000
     interest_half_life_ms: int = 7 * 24 * 3600 * 1000
     logged_users: int = 50_000  # users whose last candidate lists are kept for feedback
-    logged_candidates: int = 30  # candidates kept per list (best first)
+    logged_candidates: int = 50  # candidates kept per list (best first)
+    unshown_weight: float = 1.0  # weight of a logged candidate that was not shown, as negative
 
 
 class ItemClock:
@@ -173,7 +186,7 @@ class OnlineReranker:
 
     def _new_model(self) -> linear_model.LogisticRegression:
         model = linear_model.LogisticRegression(
-            optimizer=optim.Adam(self.config.lr), l2=self.config.l2, intercept_lr=0.01
+            optimizer=self._optimizer(self.config.lr), l2=self.config.l2, intercept_lr=0.01
         )
         for name, weight in PRIOR_WEIGHTS.items():
             model._weights[name] = weight
@@ -233,6 +246,7 @@ class OnlineReranker:
         if c.model_rank is not None:
             x["in_model"] = 1.0
             x["model_rr"] = 1.0 / (1.0 + c.model_rank)
+            x["model_lr"] = _log_rank(c.model_rank)
             if c.model_score is not None and stats.model_std > 0:
                 x["model_z"] = (c.model_score - stats.model_mean) / stats.model_std
         if c.covisit_anchor is not None:
@@ -240,6 +254,7 @@ class OnlineReranker:
         if c.trending_rank is not None:
             x["trend"] = math.log1p(c.trending_score) / math.log1p(max(1.0, stats.top_trending))
             x["trend_rr"] = 1.0 / (1.0 + c.trending_rank)
+            x["trend_lr"] = _log_rank(c.trending_rank)
         if context is None:
             return x
         state, now = context.state, context.now_ts
@@ -263,26 +278,49 @@ class OnlineReranker:
     def learn_feedback(self, user_id: str, event_id: str, clicked: str) -> int:
         """Learn from the click that followed the list ``event_id`` sent to ``user_id``.
 
+        The clicked item is a positive when it was among the logged candidates; the other
+        logged candidates are negatives: the shown ones with weight 1, the unshown ones with
+        ``unshown_weight``. Negatives from the shown items alone would be biased: they are
+        exactly the top-ranked candidates while a positive is often an unshown one, so the
+        learner would read "ranked high by the model" as "not clicked".
         Returns how many examples were learned (0 when that list is not in the log).
         """
         logged = self.log.get(user_id, event_id)
         if logged is None:
             return 0
-        negatives = [logged.features(i) for i in logged.shown if i != clicked]
-        learned = 0
         positive = logged.features(clicked)
+        negatives: list[tuple[dict[str, float], float]] = []
+        unshown_weight = self.config.unshown_weight
+        for row, item in enumerate(logged.items):
+            if item == clicked:
+                continue
+            weight = 1.0 if row < logged.n_shown else unshown_weight
+            if weight > 0:
+                x = logged.features(item)
+                if x is not None:
+                    negatives.append((x, weight))
         if positive is not None:
-            self.learn_one(positive, True, float(max(1, len(negatives))))
-            learned += 1
-        for x in negatives:
-            if x is not None:
-                self.learn_one(x, False)
-                learned += 1
-        return learned
+            # weight 1: weighting the rare positive by the negatives' total makes its gradient
+            # dominate AdaGrad's accumulators, which then freeze every weight after a few clicks
+            self.learn_one(positive, True)
+        for x, weight in negatives:
+            self.learn_one(x, False, weight)
+        return len(negatives) + (positive is not None)
 
     # --- drift response --------------------------------------------------------------------
     def speed_up(self, factor: float | None = None, steps: int | None = None) -> OnlineReranker:
-        """Learn ``factor`` times faster for the next ``steps`` examples (drift response)."""
+        """The drift response: lean on the fresh signals and learn faster.
+
+        The model's weights shrink by ``model_shrink`` (the model is what a drift makes stale;
+        trending and co-visitation follow the stream by construction), and the learning rate
+        is multiplied by ``factor`` for the next ``steps`` examples. If the model is still
+        good, its clicks bring its weights back.
+        """
+        weights = self.model._weights
+        for name in MODEL_FEATURES:
+            weights[name] = weights.get(name, 0.0) * self.config.model_shrink
+        # the optimizer keeps its state: a fresh AdaGrad takes full-size, sign-like steps on
+        # every example and, at ~50 examples per click, scrambles the weights
         self._set_lr(self.config.lr * (factor or self.config.boost_factor))
         self._boost_left = steps or self.config.boost_steps
         return self
@@ -292,6 +330,11 @@ class OnlineReranker:
         self.model = self._new_model()
         self._boost_left = 0
         return self
+
+    def _optimizer(self, lr: float) -> optim.base.Optimizer:
+        if self.config.optimizer == "adam":
+            return optim.Adam(lr)
+        return optim.AdaGrad(lr)
 
     def _set_lr(self, lr: float) -> None:
         self.model.optimizer.lr = optim.schedulers.Constant(lr)
@@ -335,6 +378,10 @@ class OnlineReranker:
         self.model.intercept = (a * self.model.intercept + b * other.model.intercept) / (a + b)
         self.clock.merge(other.clock)
         return self
+
+
+def _log_rank(rank: int) -> float:
+    return max(0.0, 1.0 - math.log1p(rank) / math.log1p(RANK_SCALE))
 
 
 @dataclass(slots=True)

@@ -134,6 +134,8 @@ def _targets(model: dict[str, Any], baselines: dict[str, Any]) -> dict[str, bool
     id_only = baselines.get("id_only_transformer", {})
     if "ndcg@10" in id_only and "cold_hr@10" in model:
         targets["ndcg@10 > id_only_transformer"] = ndcg > _value(id_only["ndcg@10"])
-        targets["cold_hr@10 > id_only_transformer"] = (
-            _value(model["cold_hr@10"]) > _value(id_only["cold_hr@10"]))
+        # "clearly above": at least 0.01 absolute and twice the ID-only value
+        cold, cold_id = _value(model["cold_hr@10"]), _value(id_only["cold_hr@10"])
+        targets["cold_hr@10 clearly > id_only_transformer"] = (
+            cold >= cold_id + 0.01 and cold >= 2 * cold_id)
     return targets

@@ -116,6 +116,9 @@ def run_eval(args: argparse.Namespace) -> int:
         cold_share=args.cold_share, overrides=_overrides(args), progress=not args.no_progress,
         tag_suffix="-small" if args.small else "",
     )
+    report = settings.artifacts / "eval" / f"{result['dataset']['dataset']}.json"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps(result, indent=2))
     rows = {"sasrec text+id (model)": result["model"]}
     rows.update(result["baselines"])
     print(format_table(rows))

@@ -284,6 +284,8 @@ class ReplayOptions:
     retrain_lag: int = 500  # events between a retrain's start and its version going live
     recent_events: int = 20_000  # events a fine-tune trains on
     finetune_budget_s: float = 60.0
+    followups: int = 2  # retrains after a drift, ``followup_every`` events apart
+    followup_every: int = 2_000
     progress: bool = True
 
 
@@ -412,6 +414,14 @@ class Replayer:
     # --- the frozen model ------------------------------------------------------------------
     def frozen_model(self) -> Any:
         if self._frozen is None:
+            try:
+                import torch
+
+                # one intra-op thread: batch-1 scoring gains nothing from more, and on a busy
+                # 2-core machine OpenMP's spinning threads slow it down many times over
+                torch.set_num_threads(1)
+            except ImportError:
+                pass
             self._frozen = train_frozen(self.data, self.settings, self.options)
         return self._frozen
 
@@ -445,7 +455,8 @@ class AdaptiveLoop:
         self.run = run
         opts = replayer.options
         self.policy = RetrainPolicy(schedule_every=opts.retrain_every,
-                                    cooldown=max(opts.retrain_lag, 1_000))
+                                    cooldown=max(opts.retrain_lag, 1_000),
+                                    followups=opts.followups, followup_every=opts.followup_every)
         self.gate = PromotionGate(metric="ndcg@10", min_gain=0.0, min_cases=50)
         self.pending: tuple[int, Any] | None = None
         self.version = 0
@@ -530,11 +541,3 @@ def ensure_variants(names: Sequence[str]) -> list[str]:
         raise UserError(f"unknown variant(s) {', '.join(unknown)}; choose from "
                         f"{', '.join(VARIANTS)}")
     return list(names)
-
-
-def markers_of(run: VariantRun, kind: str) -> list[int]:
-    return [m["index"] for m in run.markers if m["type"] == kind]
-
-
-__all__ = ["DRIFT", "VARIANTS", "ReplayData", "ReplayOptions", "Replayer", "VariantRun",
-           "movielens_data", "synthetic_data", "markers_of", "ensure_variants"]

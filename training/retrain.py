@@ -60,30 +60,39 @@ if TYPE_CHECKING:
 class RetrainPolicy:
     """Retrain on a drift request or every ``schedule_every``, at most once per ``cooldown``.
 
+    After a drift the data keeps changing, so the policy also follows up: ``followups``
+    more retrains, ``followup_every`` apart (each on fresher post-drift data).
     ``now`` is any monotone clock the caller chooses (events replayed, event-time ms, seconds).
     """
 
     schedule_every: float | None = None
     cooldown: float = 0.0
+    followups: int = 0
+    followup_every: float | None = None
     last_retrain: float | None = None
     pending: str | None = None
     requests: int = 0
+    followups_left: int = 0
 
     def learn_one(self, event: dict[str, Any]) -> RetrainPolicy:
         if event.get("type") == "drift" or event.get("request") == "retrain":
             self.requests += 1
             self.pending = "drift" if event.get("type") == "drift" else "request"
+            self.followups_left = self.followups
         return self
 
     def decide(self, now: float) -> str | None:
-        """The reason to retrain now (``drift``, ``request``, ``schedule``), or None."""
+        """The reason to retrain now (``drift``, ``request``, ``followup``, ``schedule``)."""
         if self.last_retrain is not None and now - self.last_retrain < self.cooldown:
             return None
+        since = now - (self.last_retrain if self.last_retrain is not None else 0.0)
         reason = self.pending
-        if reason is None and self.schedule_every is not None:
-            since = now - (self.last_retrain if self.last_retrain is not None else 0.0)
-            if since >= self.schedule_every:
-                reason = "schedule"
+        if reason is None and self.followups_left > 0 and self.followup_every is not None \
+                and since >= self.followup_every:
+            reason = "followup"
+            self.followups_left -= 1
+        if reason is None and self.schedule_every is not None and since >= self.schedule_every:
+            reason = "schedule"
         if reason is not None:
             self.pending = None
             self.last_retrain = now

@@ -9,13 +9,13 @@ import pytest
 
 from streamrec.cli import main
 from training.adapt_commands import drift_metrics, recovery_events, summarize
-from training.replay import ReplayOptions, Replayer, VariantRun, synthetic_data
+from training.replay import Replayer, ReplayOptions, VariantRun, synthetic_data
 
 
-def tiny() -> Replayer:
-    data = synthetic_data(events=4_000, warm=1_000, drift_at=2_500, n_users=150, n_items=200)
-    return Replayer(data, ReplayOptions(progress=False, train_budget_s=5, finetune_budget_s=5,
-                                        retrain_every=1_000, retrain_lag=100,
+def tiny(events: int = 4_000) -> Replayer:
+    data = synthetic_data(events=events, warm=1_000, drift_at=2_500, n_users=150, n_items=200)
+    return Replayer(data, ReplayOptions(progress=False, train_budget_s=4, finetune_budget_s=4,
+                                        retrain_every=1_500, retrain_lag=100, followups=0,
                                         recent_events=2_000))
 
 
@@ -76,7 +76,7 @@ def test_adaptive_loop_retrains_and_reports(monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path) -> None:
     pytest.importorskip("torch")
     monkeypatch.setenv("STREAMREC_ARTIFACTS", str(tmp_path))
-    replayer = tiny()
+    replayer = tiny(events=3_500)
     replayer.data.texts = None  # ids only: no text encoder in a unit test
     replayer.settings = replayer.settings.__class__.from_env()
     run = replayer.run("adaptive")

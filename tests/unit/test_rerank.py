@@ -7,7 +7,13 @@ import json
 
 from streams.engine import Candidate, Catalog, RankingContext
 from streams.events import CatalogItem, ClickEvent
-from streams.rerank import FEATURES, OnlineReranker, RerankConfig, sync_through_redis
+from streams.rerank import (
+    FEATURES,
+    PRIOR_WEIGHTS,
+    OnlineReranker,
+    RerankConfig,
+    sync_through_redis,
+)
 from streams.state import UserState
 
 HOUR = 3600 * 1000
@@ -52,10 +58,11 @@ def test_learns_from_feedback_to_promote_what_is_clicked() -> None:
     r = OnlineReranker(RerankConfig(lr=0.05))
     ctx = context(event_id="e0")
     r.rank(candidates(), ctx, k=2)  # shows m, m2; t is a candidate, not shown
-    assert r.learn_feedback("u1", "e0", "t") == 3  # one positive, two negatives
+    # one positive, three negatives (the two shown, and the unshown "c")
+    assert r.learn_feedback("u1", "e0", "t") == 4
     for i in range(1, 200):
         r.rank(candidates(), context(event_id=f"e{i}"), k=2)
-        assert r.learn_feedback("u1", f"e{i}", "t") >= 2
+        assert r.learn_feedback("u1", f"e{i}", "t") == 4
     ranked = r.rank(candidates(), context(event_id="last"), k=4)
     assert ranked[0][0].item_id == "t"
     assert r.learn_feedback("u1", "not-that-list", "t") == 0
@@ -67,10 +74,11 @@ def test_speed_up_learns_faster_then_returns_to_base_rate() -> None:
     for _ in range(50):
         slow.learn_one(x, True)
         fast.learn_one(x, True)
-    assert fast.weights["trend"] - 0.5 > 5 * (slow.weights["trend"] - 0.5)
+    prior = PRIOR_WEIGHTS["trend"]
+    assert fast.weights["trend"] - prior > 5 * (slow.weights["trend"] - prior)
     fast.learn_one(x, True)
     assert fast.model.optimizer.learning_rate == fast.config.lr
-    assert fast.reset().weights["trend"] == 0.5
+    assert fast.reset().weights["trend"] == prior
 
 
 def test_snapshot_roundtrip_and_merge_averages() -> None:
@@ -106,4 +114,5 @@ def test_two_workers_sync_through_redis() -> None:
         w1.learn_one({"trend": 1.0}, True)
     assert asyncio.run(sync_through_redis(w1, redis, "rerank", "w1")) == 0
     assert asyncio.run(sync_through_redis(w2, redis, "rerank", "w2")) == 1
-    assert w2.weights["trend"] > 0.5 + 0.9 * (w1.weights["trend"] - 0.5)
+    prior = PRIOR_WEIGHTS["trend"]
+    assert w2.weights["trend"] > prior + 0.9 * (w1.weights["trend"] - prior)
