@@ -12,8 +12,9 @@ Feedback: :meth:`OnlineReranker.rank` remembers the features of the last list's 
 per user (a bounded LRU, :class:`CandidateLog`). When the user's next click arrives,
 :meth:`OnlineReranker.learn_feedback` learns the clicked item as a positive (when it was
 among the candidates, shown or not) and the other candidates as negatives (shown ones, and
-unshown ones with ``unshown_weight``). Classes are not re-weighted: the intercept absorbs the
-imbalance and the ranking only depends on the other weights.
+unshown ones with ``unshown_weight``); a click outside the candidates teaches nothing.
+Classes are not re-weighted: the intercept absorbs the imbalance and the ranking only depends
+on the other weights.
 
 Drift response: :meth:`speed_up` shrinks the model's weights (lean on the fresh signals) and
 multiplies the learning rate for a number of steps; :meth:`reset` returns to the prior.
@@ -289,6 +290,11 @@ class OnlineReranker:
         if logged is None:
             return 0
         positive = logged.features(clicked)
+        if positive is None:
+            # the click is not among the candidates: the list says nothing about which of them
+            # is better, and negatives alone would only push down whatever the candidates
+            # share (after a drift: the co-visitation weight the recovery needs)
+            return 0
         negatives: list[tuple[dict[str, float], float]] = []
         unshown_weight = self.config.unshown_weight
         for row, item in enumerate(logged.items):
@@ -299,13 +305,12 @@ class OnlineReranker:
                 x = logged.features(item)
                 if x is not None:
                     negatives.append((x, weight))
-        if positive is not None:
-            # weight 1: weighting the rare positive by the negatives' total makes its gradient
-            # dominate AdaGrad's accumulators, which then freeze every weight after a few clicks
-            self.learn_one(positive, True)
+        # weight 1: weighting the rare positive by the negatives' total makes its gradient
+        # dominate AdaGrad's accumulators, which then freeze every weight after a few clicks
+        self.learn_one(positive, True)
         for x, weight in negatives:
             self.learn_one(x, False, weight)
-        return len(negatives) + (positive is not None)
+        return len(negatives) + 1
 
     # --- drift response --------------------------------------------------------------------
     def speed_up(self, factor: float | None = None, steps: int | None = None) -> OnlineReranker:

@@ -131,7 +131,7 @@ def summarize(data: Any, runs: dict[str, Any], window: int) -> dict[str, Any]:
     out: dict[str, Any] = {
         "dataset": data.name, "warm_events": len(data.warm), "replayed_events": total,
         "window": window, "variants": {}, "windows": {}, "unavailable": {}, "seconds": {},
-        "decisions": {},
+        "decisions": {}, "counters": {},
     }
     for name, run in runs.items():
         if run.unavailable:
@@ -143,6 +143,8 @@ def summarize(data: Any, runs: dict[str, Any], window: int) -> dict[str, Any]:
                                  "n": m["n"]}
         out["windows"][name] = [round(w["hr@10"], 4) for w in run.windows(window, total)]
         out["seconds"][name] = round(run.seconds, 1)
+        if getattr(run, "counters", None):
+            out["counters"][name] = dict(run.counters)
         if run.markers:
             out["decisions"][name] = [
                 {k: v for k, v in marker.items() if k in (

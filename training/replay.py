@@ -247,6 +247,7 @@ class VariantRun:
     positions: list[int] = field(default_factory=list)  # stream index of each scored click
     ranks: list[float] = field(default_factory=list)
     markers: list[dict[str, Any]] = field(default_factory=list)  # drift / promote / reject
+    counters: dict[str, int] = field(default_factory=dict)  # e.g. catalogue refreshes
     seconds: float = 0.0
     unavailable: str | None = None
 
@@ -286,6 +287,9 @@ class ReplayOptions:
     finetune_budget_s: float = 60.0
     followups: int = 2  # retrains after a drift, ``followup_every`` events apart
     followup_every: int = 2_000
+    # adaptive: items first seen in the stream join the live version as text-only rows every
+    # N events (the serving's catalogue refresh; 0 turns it off)
+    catalog_refresh_every: int = 100
     progress: bool = True
 
 
@@ -443,6 +447,13 @@ class AdaptiveLoop:
     on the most recent ``recent_events`` events (each recent user's last event held out),
     gates the candidate against live on that holdout, and switches the model source
     ``retrain_lag`` events later if it passed. Every decision is a marker on the run.
+
+    New items: as the worker's catalogue refresh does in production (an item on the ``items``
+    topic is embedded and published as version N+1 within seconds), every
+    ``catalog_refresh_every`` events the items the stream has shown that the live version does
+    not know join it as text-only rows (:meth:`~training.retrain.ScoredModel.with_new_items`).
+    The replay's catalogue lists every item from the start, so an item's first click stands for
+    its arrival.
     """
 
     def __init__(self, replayer: Replayer, source: LiveModelSource,
@@ -460,8 +471,17 @@ class AdaptiveLoop:
         self.gate = PromotionGate(metric="ndcg@10", min_gain=0.0, min_cases=50)
         self.pending: tuple[int, Any] | None = None
         self.version = 0
+        self.arrived: set[str] = set()  # items seen in the stream so far
+        self.read = 0  # stream events read into ``arrived``
+        self.refreshed = 0  # stream position of the last catalogue refresh
+        self.catalog_rows: tuple[np.ndarray, dict[str, int]] | None = None
 
     def after_batch(self, done: int) -> None:
+        self.arrived.update(e.item_id for e in self.replayer.data.stream[self.read:done])
+        self.read = done
+        every = self.replayer.options.catalog_refresh_every
+        if every and done - self.refreshed >= every:
+            self.refresh_catalog(done)
         for event in self.feedback.drain_events():
             if event["type"] == DRIFT:
                 self.run.markers.append({"type": DRIFT, "index": done, **event})
@@ -471,10 +491,33 @@ class AdaptiveLoop:
             self.run.markers.append({"type": "live", "index": done,
                                      "model": self.pending[1].label})
             self.pending = None
+            if every:
+                self.refresh_catalog(done)
         if self.pending is None:
             reason = self.policy.decide(done)
             if reason is not None:
                 self.retrain(done, reason)
+
+    def refresh_catalog(self, done: int) -> None:
+        self.refreshed = done
+        current, texts = self.source.current, self.replayer.data.texts
+        if texts is None or not current.model.config.use_text:
+            return
+        missing = sorted(i for i in self.arrived if i not in current.vocab.index and i in texts)
+        if not missing:
+            return
+        if self.catalog_rows is None:  # the whole catalogue's text vectors, encoded once
+            items = sorted(texts)
+            vectors = self.replayer.text_vectors_for(items)
+            if vectors is None:
+                return
+            self.catalog_rows = (vectors, {item: i for i, item in enumerate(items, start=1)})
+        vectors, row_of = self.catalog_rows
+        rows = vectors[[row_of[i] for i in missing]]
+        self.source.current = current.with_new_items(missing, rows)
+        counters = self.run.counters
+        counters["catalog_refreshes"] = counters.get("catalog_refreshes", 0) + 1
+        counters["catalog_items_added"] = counters.get("catalog_items_added", 0) + len(missing)
 
     def retrain(self, done: int, reason: str) -> None:
         from training.retrain import FineTuneConfig, fine_tune, holdout_split

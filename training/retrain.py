@@ -215,10 +215,27 @@ class ScoredModel:
 
         self.model = model.eval()
         self.vocab = vocab
+        self.base_vocab = vocab  # the vocabulary the weights were trained on
         self.label = label
         self.result = result  # the TrainResult when this model was just trained
         with torch.no_grad():
             self.table = model.items.table()
+
+    def with_new_items(self, items: list[str], text_vectors: np.ndarray) -> ScoredModel:
+        """This version with ``items`` appended as text-only rows, same weights: the catalogue
+        refresh that :mod:`inference.catalog` does on the ONNX file, here in torch (the item
+        tower turns each text vector into an item row; the ID source is missing)."""
+        import torch
+
+        with torch.no_grad():
+            rows = self.model.items.new_item_vectors(
+                torch.from_numpy(np.asarray(text_vectors, dtype=np.float32)))
+        extended = ScoredModel.__new__(ScoredModel)
+        extended.model, extended.label, extended.result = self.model, self.label, self.result
+        extended.vocab = Vocabulary([*self.vocab.items, *items])
+        extended.base_vocab = self.base_vocab
+        extended.table = torch.cat([self.table, rows])
+        return extended
 
     def scores(self, sequences: list[list[str]]) -> np.ndarray:
         """[B, V] scores (row entries by vocabulary index; column 0 is padding)."""
@@ -350,8 +367,9 @@ def warm_state(live: ScoredModel, vocab: Vocabulary) -> dict[str, Any]:
         old = state[key]
         fresh = torch.randn(len(vocab), old.shape[1]) * old.shape[1] ** -0.5
         fresh[0] = 0.0
-        pairs = [(i, live.vocab.index[item]) for i, item in enumerate(vocab.items, start=1)
-                 if item in live.vocab.index]
+        trained = live.base_vocab  # rows added by a catalogue refresh have no ID embedding
+        pairs = [(i, trained.index[item]) for i, item in enumerate(vocab.items, start=1)
+                 if item in trained.index]
         if pairs:
             new_rows, old_rows = zip(*pairs, strict=True)
             fresh[list(new_rows)] = old[list(old_rows)]

@@ -68,6 +68,17 @@ def test_learns_from_feedback_to_promote_what_is_clicked() -> None:
     assert r.learn_feedback("u1", "not-that-list", "t") == 0
 
 
+def test_a_click_outside_the_candidates_teaches_nothing() -> None:
+    r = OnlineReranker(RerankConfig(lr=0.05))
+    before = dict(r.model._weights)
+    for i in range(50):
+        r.rank(candidates(), context(event_id=f"e{i}"), k=2)
+        assert r.learn_feedback("u1", f"e{i}", "elsewhere") == 0
+    assert dict(r.model._weights) == before
+    assert [c.item_id for c, _ in r.rank(candidates(), context(event_id="z"), k=4)] == [
+        "m", "m2", "c", "t"]
+
+
 def test_speed_up_learns_faster_then_returns_to_base_rate() -> None:
     x = {"trend": 1.0}
     slow, fast = OnlineReranker(), OnlineReranker().speed_up(factor=10, steps=50)
