@@ -71,6 +71,10 @@ FEATURES = (
 )
 
 MODEL_FEATURES = ("in_model", "model_rr", "model_lr", "model_z")
+# what these features' weights say holds for one regime: after an interest drift the user's
+# decayed affinity points to the old interests, and what was learned about an item's recency
+# and age (e.g. "fresh items are rarely clicked") works against the new items a drift brings
+REGIME_FEATURES = ("affinity", "recency", "freshness")
 RANK_SCALE = 50
 
 # the fixed blend (model first, then co-visitation, then trending) as initial weights
@@ -317,13 +321,16 @@ class OnlineReranker:
         """The drift response: lean on the fresh signals and learn faster.
 
         The model's weights shrink by ``model_shrink`` (the model is what a drift makes stale;
-        trending and co-visitation follow the stream by construction), and the learning rate
+        trending and co-visitation follow the stream by construction), the weights of the
+        regime features (:data:`REGIME_FEATURES`) return to the prior, and the learning rate
         is multiplied by ``factor`` for the next ``steps`` examples. If the model is still
         good, its clicks bring its weights back.
         """
         weights = self.model._weights
         for name in MODEL_FEATURES:
             weights[name] = weights.get(name, 0.0) * self.config.model_shrink
+        for name in REGIME_FEATURES:
+            weights[name] = PRIOR_WEIGHTS[name]
         # the optimizer keeps its state: a fresh AdaGrad takes full-size, sign-like steps on
         # every example and, at ~50 examples per click, scrambles the weights
         self._set_lr(self.config.lr * (factor or self.config.boost_factor))
