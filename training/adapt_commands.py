@@ -57,6 +57,9 @@ def register(subparsers: Any) -> None:
                         help="adaptive: events before a promoted version goes live")
     replay.add_argument("--recent-events", type=int, default=20_000,
                         help="adaptive: events a fine-tune trains on")
+    replay.add_argument("--min-regime-events", type=int, default=2_000,
+                        help="adaptive: after a drift a fine-tune trains on the events since "
+                        "it, at least this many (0: always the last --recent-events)")
     replay.add_argument("--finetune-budget-s", type=float, default=60.0)
     replay.add_argument("--no-progress", action="store_true")
     replay.set_defaults(func=run_replay)
@@ -72,6 +75,8 @@ def register(subparsers: Any) -> None:
     trainer.add_argument("--cooldown-s", type=float, default=600.0,
                          help="at most one retrain per N seconds")
     trainer.add_argument("--recent-events", type=int, default=50_000)
+    trainer.add_argument("--min-regime-events", type=int, default=2_000,
+                         help="after a drift, train on the events since it, at least this many")
     trainer.add_argument("--finetune-budget-s", type=float, default=120.0)
     trainer.add_argument("--max-retrains", type=int, default=None,
                          help="exit after N retrains")
@@ -109,7 +114,8 @@ def run_replay(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, train_budget_s=args.train_budget_s, seed=args.seed,
         retrain_every=args.retrain_every or (10_000 if synthetic else 5_000),
         retrain_lag=args.retrain_lag, recent_events=args.recent_events,
-        finetune_budget_s=args.finetune_budget_s, progress=not args.no_progress,
+        min_regime_events=args.min_regime_events, finetune_budget_s=args.finetune_budget_s,
+        progress=not args.no_progress,
     )
     replayer = Replayer(data, options)
     runs = {}
@@ -284,7 +290,7 @@ def run_trainer(args: argparse.Namespace) -> int:
     service = TrainerService(
         settings,
         policy=RetrainPolicy(schedule_every=args.schedule_s, cooldown=args.cooldown_s),
-        recent_events=args.recent_events,
+        recent_events=args.recent_events, min_regime_events=args.min_regime_events,
         finetune=FineTuneConfig(time_budget_s=args.finetune_budget_s),
         texts=texts,
     )

@@ -284,9 +284,11 @@ class ReplayOptions:
     retrain_every: int = 10_000  # scheduled retrain every N replayed events (adaptive)
     retrain_lag: int = 500  # events between a retrain's start and its version going live
     recent_events: int = 20_000  # events a fine-tune trains on
+    # after a drift a fine-tune trains on the events since it, at least this many
+    min_regime_events: int = 2_000
     finetune_budget_s: float = 60.0
-    followups: int = 2  # retrains after a drift, ``followup_every`` events apart
-    followup_every: int = 2_000
+    followups: int = 4  # retrains after a drift, ``followup_every`` events apart
+    followup_every: int = 1_000
     # adaptive: items first seen in the stream join the live version as text-only rows every
     # N events (the serving's catalogue refresh; 0 turns it off)
     catalog_refresh_every: int = 100
@@ -466,7 +468,7 @@ class AdaptiveLoop:
         self.run = run
         opts = replayer.options
         self.policy = RetrainPolicy(schedule_every=opts.retrain_every,
-                                    cooldown=max(opts.retrain_lag, 1_000),
+                                    cooldown=opts.retrain_lag,
                                     followups=opts.followups, followup_every=opts.followup_every)
         self.gate = PromotionGate(metric="ndcg@10", min_gain=0.0, min_cases=50)
         self.pending: tuple[int, Any] | None = None
@@ -523,7 +525,10 @@ class AdaptiveLoop:
         from training.retrain import FineTuneConfig, fine_tune, holdout_split
 
         r, opts = self.replayer, self.replayer.options
-        seen = [*r.data.warm, *r.data.stream[:done]][-opts.recent_events :]
+        seen = [*r.data.warm, *r.data.stream[:done]]
+        start = self.policy.training_window([e.ts for e in seen], opts.recent_events,
+                                            opts.min_regime_events, reason)
+        seen = seen[start:]
         train, cases = holdout_split(r.data.interactions(seen))
         self.version += 1
         started = time.monotonic()

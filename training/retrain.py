@@ -73,13 +73,47 @@ class RetrainPolicy:
     pending: str | None = None
     requests: int = 0
     followups_left: int = 0
+    regime_since_ts: int | None = None  # event time of the latest drift (its ``ts``)
 
     def learn_one(self, event: dict[str, Any]) -> RetrainPolicy:
         if event.get("type") == "drift" or event.get("request") == "retrain":
             self.requests += 1
             self.pending = "drift" if event.get("type") == "drift" else "request"
             self.followups_left = self.followups
+            if event.get("type") == "drift" and isinstance(event.get("ts"), int):
+                self.regime_since_ts = event["ts"]
         return self
+
+    def training_window(self, ts: list[int], recent_events: int, min_events: int,
+                        reason: str | None = None) -> int:
+        """Where a retrain's events start in the time-ordered event times ``ts``.
+
+        Normally the last ``recent_events``. For the retrain a drift asked for and its
+        follow-ups (``reason`` ``drift`` or ``followup``; ``None`` counts as one), the new
+        regime: the events since the drift's event time (what ADWIN does to its own window),
+        at least ``min_events`` (extended backwards, which also gives the first post-drift
+        clicks their context), at most ``recent_events``; ``min_events = 0`` turns the regime
+        window off. Trained on a window that is mostly pre-drift, a fine-tune spends its
+        epochs on the old regime and its early stopping watches the old regime.
+
+        >>> p = RetrainPolicy()
+        >>> p.training_window(list(range(100)), recent_events=50, min_events=10)
+        50
+        >>> _ = p.learn_one({"type": "drift", "request": "retrain", "ts": 95})
+        >>> p.training_window(list(range(100)), recent_events=50, min_events=10)
+        90
+        >>> p.training_window(list(range(100)), recent_events=50, min_events=2)
+        95
+        >>> p.training_window(list(range(100)), recent_events=50, min_events=2, reason="schedule")
+        50
+        """
+        import bisect
+
+        start = max(0, len(ts) - recent_events)
+        if self.regime_since_ts is None or min_events <= 0 or reason in ("schedule", "request"):
+            return start
+        regime = bisect.bisect_left(ts, self.regime_since_ts)
+        return max(start, min(regime, max(0, len(ts) - min_events)))
 
     def decide(self, now: float) -> str | None:
         """The reason to retrain now (``drift``, ``request``, ``followup``, ``schedule``)."""
@@ -400,6 +434,7 @@ class TrainerService:
         gate: PromotionGate | None = None,
         watch: PromotionWatch | None = None,
         recent_events: int = 50_000,
+        min_regime_events: int = 2_000,
         finetune: FineTuneConfig | None = None,
         candidate_fn: CandidateFn | None = None,
         texts: dict[str, str] | None = None,
@@ -409,6 +444,7 @@ class TrainerService:
         self.gate = gate or PromotionGate()
         self.watch = watch or PromotionWatch()
         self.recent_events = recent_events
+        self.min_regime_events = min_regime_events
         self.finetune = finetune or FineTuneConfig()
         self.candidate_fn = candidate_fn
         self.texts = texts
@@ -560,7 +596,9 @@ class TrainerService:
                 if reason is not None:
                     recent = await asyncio.to_thread(
                         read_clicks_from_kafka, s.require_kafka(), s.clicks_topic)
-                    recent = recent.slice(max(0, len(recent) - self.recent_events), len(recent))
+                    start_at = self.policy.training_window(
+                        recent.ts, self.recent_events, self.min_regime_events, reason)
+                    recent = recent.slice(start_at, len(recent))
                     await asyncio.to_thread(self.retrain, reason, recent)
                 for event in self.decisions[published:]:
                     await self._producer.send_and_wait(
