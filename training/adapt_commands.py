@@ -155,7 +155,7 @@ def summarize(data: Any, runs: dict[str, Any], window: int) -> dict[str, Any]:
             out["decisions"][name] = [
                 {k: v for k, v in marker.items() if k in (
                     "type", "index", "reason", "promote", "candidate", "live", "model",
-                    "detector", "seconds", "metric")}
+                    "detector", "seconds", "metric", "window")}
                 for marker in run.markers
             ]
     if data.drift_at is not None:

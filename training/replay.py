@@ -525,11 +525,12 @@ class AdaptiveLoop:
         from training.retrain import FineTuneConfig, fine_tune, holdout_split
 
         r, opts = self.replayer, self.replayer.options
-        seen = [*r.data.warm, *r.data.stream[:done]]
-        start = self.policy.training_window([e.ts for e in seen], opts.recent_events,
-                                            opts.min_regime_events, reason)
-        seen = seen[start:]
-        train, cases = holdout_split(r.data.interactions(seen))
+        seen = [*r.data.warm, *r.data.stream[:done]][-max(opts.recent_events,
+                                                         opts.min_regime_events):]
+        events, window = self.policy.training_events(
+            r.data.interactions(seen), opts.recent_events, opts.min_regime_events, reason,
+            self.gate.min_cases)
+        train, cases = holdout_split(events)
         self.version += 1
         started = time.monotonic()
         candidate = fine_tune(
@@ -541,7 +542,8 @@ class AdaptiveLoop:
         kind = "promote" if decision.promote else "reject"
         self.run.markers.append({"type": kind, "index": done, "reason": reason,
                                  "seconds": round(time.monotonic() - started, 1),
-                                 "candidate": candidate.label, **decision.to_json()})
+                                 "candidate": candidate.label, "window": window,
+                                 **decision.to_json()})
         if decision.promote:
             self.pending = (done + opts.retrain_lag, candidate)
 

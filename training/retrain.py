@@ -115,6 +115,23 @@ class RetrainPolicy:
         regime = bisect.bisect_left(ts, self.regime_since_ts)
         return max(start, min(regime, max(0, len(ts) - min_events)))
 
+    def training_events(self, recent: Interactions, recent_events: int, min_events: int,
+                        reason: str | None, min_cases: int) -> tuple[Interactions, str]:
+        """The events a retrain uses and which window they are (``regime`` or ``recent``).
+
+        The regime window (:meth:`training_window`) only when its holdout has at least
+        ``min_cases`` users (each needs 3 events in it): a candidate the gate cannot judge is
+        no drift response, and a short "drift" on a noisy stream leaves a window too thin to
+        train on; then the recent window as usual.
+        """
+        recent_start = max(0, len(recent) - recent_events)
+        start = self.training_window(recent.ts, recent_events, min_events, reason)
+        if start != recent_start:
+            regime = recent.slice(start, len(recent))
+            if len(holdout_split(regime)[1].targets) >= min_cases:
+                return regime, "regime"
+        return recent.slice(recent_start, len(recent)), "recent"
+
     def decide(self, now: float) -> str | None:
         """The reason to retrain now (``drift``, ``request``, ``followup``, ``schedule``)."""
         if self.last_retrain is not None and now - self.last_retrain < self.cooldown:
@@ -596,9 +613,9 @@ class TrainerService:
                 if reason is not None:
                     recent = await asyncio.to_thread(
                         read_clicks_from_kafka, s.require_kafka(), s.clicks_topic)
-                    start_at = self.policy.training_window(
-                        recent.ts, self.recent_events, self.min_regime_events, reason)
-                    recent = recent.slice(start_at, len(recent))
+                    recent, _ = self.policy.training_events(
+                        recent, self.recent_events, self.min_regime_events, reason,
+                        self.gate.min_cases)
                     await asyncio.to_thread(self.retrain, reason, recent)
                 for event in self.decisions[published:]:
                     await self._producer.send_and_wait(

@@ -38,3 +38,18 @@ def test_a_scheduled_retrain_after_a_drift_keeps_the_recent_window() -> None:
     p = RetrainPolicy().learn_one({"type": "drift", "request": "retrain", "ts": 900})
     assert p.training_window(ts, recent_events=400, min_events=10, reason="followup") == 900
     assert p.training_window(ts, recent_events=400, min_events=10, reason="schedule") == 600
+
+
+def test_a_regime_too_thin_to_judge_falls_back_to_the_recent_window() -> None:
+    from training.data import Interactions
+
+    # 40 users, 10 events each, in time order; a drift at event 360 leaves 40 events since it
+    users = [f"u{i % 40}" for i in range(400)]
+    recent = Interactions(users, [f"i{i % 17}" for i in range(400)], list(range(400)))
+    p = RetrainPolicy().learn_one({"type": "drift", "request": "retrain", "ts": 360})
+    events, window = p.training_events(recent, recent_events=300, min_events=40,
+                                       reason="drift", min_cases=5)
+    assert window == "recent" and len(events) == 300  # 40 events: nobody has 3 in them
+    events, window = p.training_events(recent, recent_events=300, min_events=200,
+                                       reason="drift", min_cases=5)
+    assert window == "regime" and len(events) == 200 and events.ts[0] == 200
