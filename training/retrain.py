@@ -42,6 +42,7 @@ True
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -107,8 +108,6 @@ class RetrainPolicy:
         >>> p.training_window(list(range(100)), recent_events=50, min_events=2, reason="schedule")
         50
         """
-        import bisect
-
         start = max(0, len(ts) - recent_events)
         if self.regime_since_ts is None or min_events <= 0 or reason in ("schedule", "request"):
             return start
