@@ -37,13 +37,22 @@ def test_sigkill_mid_stream_recovers_state_and_answers_every_event(
     time.sleep(2.0)  # mid-stream: roughly 600 events sent, a few hundred processed
     os.kill(first.pid, signal.SIGKILL)
     first.proc.wait()
+    # The embedded broker (tansu 0.6) lets a member that joins while a dead member's session
+    # is still live share the partitions with the dead one, and never rebalances when that
+    # session expires: those partitions would stay unconsumed (seen here: 471 of 1,200 events
+    # unanswered, 2 runs in 3). Kafka evicts the dead member and rebalances; here the
+    # replacement starts once the dead member's session is over, as the README tells operators.
+    time.sleep(s.broker["broker_session_timeout"] + 2.0)
     start_worker()  # a new worker process in the same group recovers from the changelog
     producer.join()
     out = collect(s, [s.recommendations_topic],
                   lambda o: len({r["event_id"] for r in o[s.recommendations_topic]}) >= len(sent),
                   timeout_s=120)
     answered = {r["event_id"] for r in out[s.recommendations_topic]}
-    assert answered == {e["event_id"] for e in sent}
+    by_id = {e["event_id"]: e for e in sent}
+    missing = sorted(set(by_id) - answered, key=lambda i: int(i.split("-")[1]))
+    assert not missing, (len(missing), [(i, by_id[i]["user_id"]) for i in missing][:40])
+    assert answered == set(by_id)
     # state recovered from the changelog: every user's count is exact (no loss, no double
     # counting of events re-delivered after the kill)
     per_user = Counter(e["user_id"] for e in sent)
