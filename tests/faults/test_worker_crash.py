@@ -23,7 +23,7 @@ T0 = 1_700_000_000_000
 # Known defect on the embedded broker (tansu 0.6), issue 2's closing note: the replacement
 # worker is sometimes handed only part of the partitions (the rest stay with the SIGKILLed
 # member) and no rebalance follows, so ~470 of 1,200 events stay unanswered. Seen in 2 of 3
-# runs restarted at once, and in a full-suite run even after waiting out the session timeout.
+# runs; waiting out the 6 s session before the restart did not prevent it either.
 # Not strict: when the broker does rebalance, the assertions below all hold (XPASS).
 @pytest.mark.xfail(reason="tansu 0.6 leaves partitions with a SIGKILLed group member",
                    strict=False)
@@ -45,7 +45,6 @@ def test_sigkill_mid_stream_recovers_state_and_answers_every_event(
     time.sleep(2.0)  # mid-stream: roughly 600 events sent, a few hundred processed
     os.kill(first.pid, signal.SIGKILL)
     first.proc.wait()
-    time.sleep(s.broker["broker_session_timeout"] + 2.0)  # the dead member's session is over
     start_worker()  # a new worker process in the same group recovers from the changelog
     producer.join()
     out = collect(s, [s.recommendations_topic],
