@@ -79,6 +79,9 @@ class Settings:
     app_id: str = "streamrec"
     worker_batch_size: int = 64
     worker_batch_within_s: float = 0.005
+    # how often processed offsets are committed (Faust's broker_commit_interval): the most a
+    # restarted worker re-reads (repeats change no state; their recommendations go out again)
+    commit_interval_s: float = 1.0
 
     # event contract limits
     max_event_bytes: int = 64 * 1024

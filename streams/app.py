@@ -70,7 +70,7 @@ def build_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=profile["broker_rebalance_timeout"],
         producer_max_batch_size=profile["producer_max_batch_size"],
         consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.commit_interval_s,
         stream_wait_empty=False,
     )
     clicks = app.topic(

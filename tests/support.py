@@ -85,3 +85,44 @@ def collect(
         return out
 
     return asyncio.run(run())
+
+
+def assert_every_event_answered_with_exact_state(
+    settings: Settings, sent: list[dict[str, Any]], *workers: WorkerHandle
+) -> None:
+    """Every sent event_id has a recommendation, and every user's mirrored state is exact.
+
+    Exact means no loss and no double counting of events read again after a crash or a
+    rebalance: each user's view count equals what was sent, and the recent items are the last
+    ten sent. ``sent`` holds "view" events with distinct event_ids.
+    """
+    from collections import Counter
+
+    import redis
+
+    s = settings
+    out = collect(s, [s.recommendations_topic],
+                  lambda o: len({r["event_id"] for r in o[s.recommendations_topic]}) >= len(sent),
+                  timeout_s=120)
+    answered = {r["event_id"] for r in out[s.recommendations_topic]}
+    by_id = {e["event_id"]: e for e in sent}
+    missing = [i for i in by_id if i not in answered]
+    assert not missing, (len(missing), [(i, by_id[i]["user_id"]) for i in missing][:40],
+                         [w.log_tail(20) for w in workers])
+    assert answered == set(by_id)
+    per_user = Counter(e["user_id"] for e in sent)
+    client = redis.Redis.from_url(s.redis_url)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            states = {u: json.loads(client.get(f"user:{u}:state") or "{}") for u in per_user}
+            counts = {u: st.get("counts", {}).get("view") for u, st in states.items()}
+            if counts == dict(per_user) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        client.close()
+    assert counts == dict(per_user)
+    for u in per_user:
+        last = [e["item_id"] for e in sent if e["user_id"] == u][-10:]
+        assert states[u]["recent_items"] == last, u
