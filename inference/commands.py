@@ -35,6 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     inference.add_argument("--threads", type=int, default=1,
                            help="onnxruntime intra-op threads in process")
     inference.set_defaults(func=cmd_bench_inference)
+    rerank = bench_sub.add_parser(
+        "rerank", help="the River re-ranker's cost per list: per-candidate verbs vs whole-list "
+                       "scoring, and with the feedback click learned")
+    rerank.add_argument("--json", action="store_true", help="machine-readable output")
+    rerank.add_argument("--lists", type=int, default=500, help="candidate lists to time")
+    rerank.add_argument("--seed", type=int, default=0)
+    rerank.set_defaults(func=cmd_bench_rerank)
 
     model = sub.add_parser("model", help="list, pin, unpin or roll back model versions")
     model_sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
@@ -67,6 +74,21 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
     )
     print(json.dumps(report, indent=2) if args.json else format_table(report))
     return 0
+
+
+def cmd_bench_rerank(args: argparse.Namespace) -> int:
+    from streams.rerank_bench import format_table, run_benchmark
+
+    if args.lists < 1:
+        raise UserError("--lists must be at least 1")
+
+    def progress(line: str) -> None:
+        if not args.json:
+            print(f"  {line}", file=sys.stderr, flush=True)
+
+    report = run_benchmark(args.lists, args.seed, progress=progress)
+    print(json.dumps(report, indent=2) if args.json else format_table(report))
+    return 0 if report["order_mismatches"] == 0 else 1
 
 
 def _ints(text: str) -> tuple[int, ...]:

@@ -50,6 +50,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from river import linear_model, optim
 
 if TYPE_CHECKING:
@@ -146,6 +147,14 @@ class LoggedList:
         packed = array("f", (x[name] for _, x in features for name in FEATURES))
         return cls(event_id, [item for item, _ in features], n_shown, packed)
 
+    @classmethod
+    def from_rows(cls, event_id: str, items: list[str], rows: np.ndarray,
+                  n_shown: int) -> LoggedList:
+        """Like :meth:`of`, from a (len(items), len(FEATURES)) feature matrix."""
+        packed = array("f")
+        packed.frombytes(np.ascontiguousarray(rows, dtype=np.float32).tobytes())
+        return cls(event_id, items, n_shown, packed)
+
     @property
     def shown(self) -> list[str]:
         return self.items[: self.n_shown]
@@ -155,6 +164,10 @@ class LoggedList:
             row = self.items.index(item_id)
         except ValueError:
             return None
+        return self.row(row)
+
+    def row(self, row: int) -> dict[str, float]:
+        """The features of ``items[row]``."""
         n = len(FEATURES)
         return dict(zip(FEATURES, self.packed[row * n : (row + 1) * n], strict=True))
 
@@ -221,22 +234,99 @@ class OnlineReranker:
     def rank(
         self, candidates: list[Candidate], context: RankingContext, k: int
     ) -> list[tuple[Candidate, float]]:
-        """Score and order the candidates; remember their features for the next feedback."""
+        """Score and order the candidates; remember their features for the next feedback.
+
+        The scores are :meth:`predict_one` of :meth:`features_of` for each candidate, computed
+        for the whole list at once (one feature matrix, one dot product).
+        """
         self.clock.learn_one(context.event.item_id, context.event.ts)
+        if not candidates:
+            self.log.put(context.state.user_id,
+                         LoggedList(context.event.event_id, [], 0, array("f")))
+            return []
         stats = _ListStats.of(candidates)
-        features = {c.item_id: self.features_of(c, context, stats) for c in candidates}
-        scored = [(c, self.predict_one(features[c.item_id])) for c in candidates]
-        scored.sort(key=lambda cs: (-cs[1], cs[0].item_id))
-        kept = scored[: max(k, self.config.logged_candidates)]
+        matrix = self.feature_matrix(candidates, context, stats)
+        weights = self.model._weights
+        w = np.array([weights.get(name, 0.0) for name in FEATURES])
+        scores = (matrix @ w + self.model.intercept).tolist()
+        order = sorted(range(len(candidates)),
+                       key=lambda i: (-scores[i], candidates[i].item_id))
+        kept = order[: max(k, self.config.logged_candidates)]
         self.log.put(
             context.state.user_id,
-            LoggedList.of(
+            LoggedList.from_rows(
                 context.event.event_id,
-                [(c.item_id, features[c.item_id]) for c, _ in kept],
-                n_shown=min(k, len(scored)),
+                [candidates[i].item_id for i in kept],
+                matrix[kept],
+                n_shown=min(k, len(order)),
             ),
         )
-        return scored[:k]
+        return [(candidates[i], scores[i]) for i in order[:k]]
+
+    def feature_matrix(
+        self, candidates: Sequence[Candidate], context: RankingContext, stats: _ListStats
+    ) -> np.ndarray:
+        """:meth:`features_of` for every candidate, as a (len(candidates), len(FEATURES))
+        matrix whose columns follow :data:`FEATURES`."""
+        cfg = self.config
+        n = len(candidates)
+        col = {name: i for i, name in enumerate(FEATURES)}
+        x = np.zeros((n, len(FEATURES)))
+        nan = math.nan
+        model_rank = np.array([nan if c.model_rank is None else c.model_rank
+                               for c in candidates])
+        in_model = ~np.isnan(model_rank)
+        if in_model.any():
+            r = model_rank[in_model]
+            x[in_model, col["in_model"]] = 1.0
+            x[in_model, col["model_rr"]] = 1.0 / (1.0 + r)
+            x[in_model, col["model_lr"]] = _log_ranks(r)
+            if stats.model_std > 0:
+                score = np.array([nan if c.model_score is None else c.model_score
+                                  for c in candidates])
+                has = in_model & ~np.isnan(score)
+                x[has, col["model_z"]] = (score[has] - stats.model_mean) / stats.model_std
+        covis = np.array([c.covisit_anchor is not None for c in candidates])
+        if covis.any():
+            s = np.array([c.covisit_score for c in candidates])[covis]
+            x[covis, col["covis"]] = s / (1.0 + s)
+        trend_rank = np.array([nan if c.trending_rank is None else c.trending_rank
+                               for c in candidates])
+        trending = ~np.isnan(trend_rank)
+        if trending.any():
+            s = np.array([c.trending_score for c in candidates])[trending]
+            r = trend_rank[trending]
+            x[trending, col["trend"]] = np.log1p(s) / math.log1p(max(1.0, stats.top_trending))
+            x[trending, col["trend_rr"]] = 1.0 / (1.0 + r)
+            x[trending, col["trend_lr"]] = _log_ranks(r)
+        state, now = context.state, context.now_ts
+        last_item = state.last_item
+        if last_item is not None:
+            x[:, col["covis_last"]] = [
+                1.0 if c.covisit_anchor is not None and c.covisit_anchor == last_item else 0.0
+                for c in candidates
+            ]
+        if state.interests:
+            total = stats.interest_total(state, now, cfg.interest_half_life_ms)
+            if total > 0:
+                # each category's decayed interest once per list, not once per candidate
+                interest = {cat: state.interest(cat, now, cfg.interest_half_life_ms)
+                            for cat in state.interests}
+                categories = context.catalog.categories
+                x[:, col["affinity"]] = [
+                    sum(interest.get(cat, 0.0) for cat in categories(c.item_id)) / total
+                    for c in candidates
+                ]
+        last_seen, first_seen = self.clock.last_seen, self.clock.first_seen
+        last = np.array([last_seen.get(c.item_id, nan) for c in candidates])
+        known = ~np.isnan(last)
+        if known.any():
+            first = np.array([first_seen.get(c.item_id, nan) for c in candidates])[known]
+            x[known, col["recency"]] = 0.5 ** (
+                np.maximum(0.0, now - last[known]) / cfg.recency_half_life_ms)
+            x[known, col["freshness"]] = 0.5 ** (
+                np.maximum(0.0, now - first) / cfg.age_half_life_ms)
+        return x
 
     def features_of(
         self,
@@ -306,9 +396,7 @@ class OnlineReranker:
                 continue
             weight = 1.0 if row < logged.n_shown else unshown_weight
             if weight > 0:
-                x = logged.features(item)
-                if x is not None:
-                    negatives.append((x, weight))
+                negatives.append((logged.row(row), weight))
         # weight 1: weighting the rare positive by the negatives' total makes its gradient
         # dominate AdaGrad's accumulators, which then freeze every weight after a few clicks
         self.learn_one(positive, True)
@@ -394,6 +482,11 @@ class OnlineReranker:
 
 def _log_rank(rank: int) -> float:
     return max(0.0, 1.0 - math.log1p(rank) / math.log1p(RANK_SCALE))
+
+
+def _log_ranks(ranks: np.ndarray) -> np.ndarray:
+    """:func:`_log_rank` of each rank."""
+    return np.maximum(0.0, 1.0 - np.log1p(ranks) / math.log1p(RANK_SCALE))
 
 
 @dataclass(slots=True)

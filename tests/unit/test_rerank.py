@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+
+import pytest
 
 from streams.engine import Candidate, Catalog, RankingContext
 from streams.events import CatalogItem, ClickEvent
@@ -12,6 +15,7 @@ from streams.rerank import (
     PRIOR_WEIGHTS,
     OnlineReranker,
     RerankConfig,
+    _ListStats,
     sync_through_redis,
 )
 from streams.state import UserState
@@ -52,6 +56,56 @@ def test_features_are_complete_and_bounded() -> None:
     assert x["trend"] == 1.0 and x["trend_rr"] == 1.0 and x["recency"] == 0.5
     xm = r.features_of(Candidate("m", model_score=1.0, model_rank=0), context(state=state))
     assert xm["affinity"] == 1.0 and xm["model_rr"] == 1.0
+
+
+def test_rank_scores_every_candidate_as_predict_one_of_its_features() -> None:
+    """The whole-list scoring (one feature matrix) equals the one-candidate River verbs."""
+    rng = random.Random(7)
+    items = [CatalogItem(f"i{i}", categories=tuple(rng.sample(["a", "b", "c", "d"], i % 3)))
+             for i in range(60)]
+    catalog = Catalog(items)
+    state = UserState("u1")
+    r = OnlineReranker()
+    r.learn_one({name: rng.random() for name in FEATURES}, True)  # weights off the prior
+    for n in range(30):
+        item = f"i{rng.randrange(60)}"
+        state.update(ClickEvent(f"h{n}", "u1", item, "click", n * HOUR),
+                     categories=catalog.categories(item))
+        r.clock.learn_one(item, n * HOUR)
+    for trial in range(20):
+        pool = rng.sample(range(70), 40)  # i60..i69 are unknown to the catalogue and clock
+        cands = []
+        for pos, i in enumerate(pool):
+            c = Candidate(f"i{i}")
+            if pos % 2 == 0:
+                c.model_score, c.model_rank = rng.gauss(0, 2), pos // 2
+            if pos % 3 == 0:
+                c.covisit_score = float(rng.randrange(0, 9))
+                c.covisit_anchor = state.last_item if pos % 6 == 0 else "elsewhere"
+            if pos % 5 == 0:
+                c.trending_score, c.trending_rank = float(rng.randrange(1, 99)), pos // 5
+            cands.append(c)
+        ctx = RankingContext(state=state,
+                             event=ClickEvent(f"e{trial}", "u1", "i1", "click", 40 * HOUR),
+                             catalog=catalog, now_ts=40 * HOUR, model_answered=True)
+        ranked = r.rank(cands, ctx, k=10)
+        stats = _ListStats.of(cands)  # the list's normalisers (model z-score, top trending)
+        reference = sorted(((c, r.predict_one(r.features_of(c, ctx, stats))) for c in cands),
+                           key=lambda cs: (-cs[1], cs[0].item_id))
+        assert [c.item_id for c, _ in ranked] == [c.item_id for c, _ in reference[:10]]
+        assert [s for _, s in ranked] == pytest.approx([s for _, s in reference[:10]], abs=1e-9)
+        logged = r.log.get("u1", f"e{trial}")
+        assert logged is not None and logged.n_shown == 10
+        assert logged.items == [c.item_id for c, _ in reference[: r.config.logged_candidates]]
+        for c, _ in reference:
+            expected = r.features_of(c, ctx, stats)
+            got = logged.features(c.item_id)
+            assert got is not None
+            assert got == pytest.approx(expected, abs=1e-6), c.item_id  # packed as float32
+
+
+def test_rank_of_no_candidates_is_empty() -> None:
+    assert OnlineReranker().rank([], context(), k=10) == []
 
 
 def test_learns_from_feedback_to_promote_what_is_clicked() -> None:
@@ -127,3 +181,13 @@ def test_two_workers_sync_through_redis() -> None:
     assert asyncio.run(sync_through_redis(w2, redis, "rerank", "w2")) == 1
     prior = PRIOR_WEIGHTS["trend"]
     assert w2.weights["trend"] > prior + 0.9 * (w1.weights["trend"] - prior)
+
+
+def test_rerank_benchmark_paths_agree() -> None:
+    from streams.rerank_bench import format_table, run_benchmark
+
+    report = run_benchmark(lists=30, seed=3)
+    assert report["order_mismatches"] == 0
+    assert set(report["cases"]) == {"per-candidate", "rank", "rank + feedback"}
+    assert all(c["median_us"] > 0 for c in report["cases"].values())
+    assert "orders that differ: 0" in format_table(report)

@@ -1,0 +1,126 @@
+"""``streamrec bench rerank``: the re-ranker's cost per recommendation list.
+
+Builds candidate lists shaped like the worker's (50 from the model, 20 co-visited, 20 trending,
+overlapping), then times, per list:
+
+- ``per-candidate``: :meth:`OnlineReranker.features_of` and :meth:`OnlineReranker.predict_one`
+  for each candidate (River's one-example verbs), then the sort;
+- ``rank``: :meth:`OnlineReranker.rank`, which scores the whole list at once (one feature
+  matrix, one dot product) and logs the candidates for feedback;
+- ``rank + feedback``: ``rank``, then :meth:`OnlineReranker.learn_feedback` for a click on one
+  of the candidates (``learn_one`` for each logged candidate, ~50 examples).
+
+Both scoring paths must give the same order; the benchmark checks it on every list.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from streams.engine import Candidate, Catalog, RankingContext
+from streams.events import CatalogItem, ClickEvent
+from streams.rerank import OnlineReranker, _ListStats
+from streams.state import UserState
+
+HOUR = 3600 * 1000
+N_ITEMS = 2000
+N_GENRES = 18
+
+
+def _world(seed: int) -> tuple[random.Random, Catalog, UserState, OnlineReranker]:
+    rng = random.Random(seed)
+    catalog = Catalog([
+        CatalogItem(f"i{i}", categories=(f"g{i % N_GENRES}", f"g{(i * 7) % N_GENRES}"))
+        for i in range(N_ITEMS)
+    ])
+    state = UserState("u1")
+    reranker = OnlineReranker()
+    for n in range(60):
+        item = f"i{rng.randrange(N_ITEMS)}"
+        state.update(ClickEvent(f"h{n}", "u1", item, "view", n * 60_000),
+                     categories=catalog.categories(item))
+        reranker.clock.learn_one(item, n * 60_000)
+    return rng, catalog, state, reranker
+
+
+def _candidate_list(rng: random.Random, anchor: str | None) -> list[Candidate]:
+    out: dict[str, Candidate] = {}
+    for rank, i in enumerate(rng.sample(range(N_ITEMS), 50)):
+        out[f"i{i}"] = Candidate(f"i{i}", model_score=10.0 - 0.1 * rank, model_rank=rank)
+    for i in rng.sample(range(N_ITEMS), 20):
+        c = out.setdefault(f"i{i}", Candidate(f"i{i}"))
+        c.covisit_score, c.covisit_anchor = float(rng.randrange(1, 30)), anchor
+    for rank, i in enumerate(rng.sample(range(N_ITEMS), 20)):
+        c = out.setdefault(f"i{i}", Candidate(f"i{i}"))
+        c.trending_score, c.trending_rank = float(100 - rank), rank
+    return list(out.values())
+
+
+def _per_candidate(r: OnlineReranker, cands: list[Candidate], ctx: RankingContext,
+                   k: int) -> list[str]:
+    r.clock.learn_one(ctx.event.item_id, ctx.event.ts)
+    stats = _ListStats.of(cands)
+    scored = [(c, r.predict_one(r.features_of(c, ctx, stats))) for c in cands]
+    scored.sort(key=lambda cs: (-cs[1], cs[0].item_id))
+    return [c.item_id for c, _ in scored[:k]]
+
+
+def run_benchmark(lists: int = 500, seed: int = 0, k: int = 10,
+                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    rng, catalog, state, reranker = _world(seed)
+    batch = [_candidate_list(rng, state.last_item) for _ in range(lists)]
+    now = 61 * 60_000
+
+    def ctx(n: int) -> RankingContext:
+        return RankingContext(state=state, event=ClickEvent(f"e{n}", "u1", "i1", "view", now),
+                              catalog=catalog, now_ts=now, model_answered=True)
+
+    contexts = [ctx(n) for n in range(lists)]
+    timings: dict[str, list[float]] = {"per-candidate": [], "rank": [], "rank + feedback": []}
+    mismatches = 0
+    learned = 0
+    for n, (cands, c) in enumerate(zip(batch, contexts, strict=True)):
+        t0 = time.perf_counter()
+        reference = _per_candidate(reranker, cands, c, k)
+        t1 = time.perf_counter()
+        ranked = reranker.rank(cands, c, k)
+        t2 = time.perf_counter()
+        clicked = cands[rng.randrange(len(cands))].item_id
+        learned += reranker.learn_feedback("u1", c.event.event_id, clicked)
+        t3 = time.perf_counter()
+        timings["per-candidate"].append((t1 - t0) * 1e6)
+        timings["rank"].append((t2 - t1) * 1e6)
+        timings["rank + feedback"].append((t3 - t1) * 1e6)
+        mismatches += reference != [cand.item_id for cand, _ in ranked]
+        if progress is not None and (n + 1) % 100 == 0:
+            progress(f"{n + 1}/{lists} lists")
+    cases = {name: {"median_us": round(statistics.median(v), 1),
+                    "p99_us": round(sorted(v)[int(0.99 * (len(v) - 1))], 1)}
+             for name, v in timings.items()}
+    return {
+        "lists": lists,
+        "candidates_per_list": round(sum(map(len, batch)) / lists, 1),
+        "examples_per_feedback": round(learned / lists, 1),
+        "order_mismatches": mismatches,
+        "cases": cases,
+        "speedup_rank_vs_per_candidate": round(
+            cases["per-candidate"]["median_us"] / cases["rank"]["median_us"], 2),
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = [
+        f"{report['lists']} lists of ~{report['candidates_per_list']:.0f} candidates, "
+        f"~{report['examples_per_feedback']:.0f} examples per feedback click",
+        f"{'case':<18}{'median us':>12}{'p99 us':>10}{'lists/s':>10}",
+    ]
+    for name, c in report["cases"].items():
+        lines.append(f"{name:<18}{c['median_us']:>12,.1f}{c['p99_us']:>10,.1f}"
+                     f"{1e6 / c['median_us']:>10,.0f}")
+    lines.append(f"rank is {report['speedup_rank_vs_per_candidate']:.2f}x the per-candidate "
+                 f"path; orders that differ: {report['order_mismatches']}")
+    return "\n".join(lines)
