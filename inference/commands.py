@@ -36,8 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                            help="onnxruntime intra-op threads in process")
     inference.set_defaults(func=cmd_bench_inference)
     rerank = bench_sub.add_parser(
-        "rerank", help="the River re-ranker's cost per list: per-candidate verbs vs whole-list "
-                       "scoring, and with the feedback click learned")
+        "rerank", help="the River re-ranker's cost per list, alone and with the feedback "
+                       "click learned")
     rerank.add_argument("--json", action="store_true", help="machine-readable output")
     rerank.add_argument("--lists", type=int, default=500, help="candidate lists to time")
     rerank.add_argument("--seed", type=int, default=0)

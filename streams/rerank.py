@@ -142,15 +142,9 @@ class LoggedList:
     packed: array
 
     @classmethod
-    def of(cls, event_id: str, features: list[tuple[str, dict[str, float]]],
-           n_shown: int) -> LoggedList:
-        packed = array("f", (x[name] for _, x in features for name in FEATURES))
-        return cls(event_id, [item for item, _ in features], n_shown, packed)
-
-    @classmethod
     def from_rows(cls, event_id: str, items: list[str], rows: np.ndarray,
                   n_shown: int) -> LoggedList:
-        """Like :meth:`of`, from a (len(items), len(FEATURES)) feature matrix."""
+        """The list's ``items`` with their rows of a (len(items), len(FEATURES)) matrix."""
         packed = array("f")
         packed.frombytes(np.ascontiguousarray(rows, dtype=np.float32).tobytes())
         return cls(event_id, items, n_shown, packed)
@@ -264,10 +258,14 @@ class OnlineReranker:
         return [(candidates[i], scores[i]) for i in order[:k]]
 
     def feature_matrix(
-        self, candidates: Sequence[Candidate], context: RankingContext, stats: _ListStats
+        self,
+        candidates: Sequence[Candidate],
+        context: RankingContext | None,
+        stats: _ListStats,
     ) -> np.ndarray:
-        """:meth:`features_of` for every candidate, as a (len(candidates), len(FEATURES))
-        matrix whose columns follow :data:`FEATURES`."""
+        """The features (:data:`FEATURES`, one column each) of every candidate of one list, as
+        a (len(candidates), len(FEATURES)) matrix; ``stats`` are the list's normalisers, and
+        without ``context`` the user- and time-features stay 0."""
         cfg = self.config
         n = len(candidates)
         col = {name: i for i, name in enumerate(FEATURES)}
@@ -296,9 +294,11 @@ class OnlineReranker:
         if trending.any():
             s = np.array([c.trending_score for c in candidates])[trending]
             r = trend_rank[trending]
-            x[trending, col["trend"]] = np.log1p(s) / math.log1p(max(1.0, stats.top_trending))
+            x[trending, col["trend"]] = np.log1p(s) / np.log1p(max(1.0, stats.top_trending))
             x[trending, col["trend_rr"]] = 1.0 / (1.0 + r)
             x[trending, col["trend_lr"]] = _log_ranks(r)
+        if context is None:
+            return x
         state, now = context.state, context.now_ts
         last_item = state.last_item
         if last_item is not None:
@@ -334,40 +334,10 @@ class OnlineReranker:
         context: RankingContext | None = None,
         stats: _ListStats | None = None,
     ) -> dict[str, float]:
-        """The feature dict of one candidate (``context`` adds the user- and time-features)."""
-        cfg = self.config
-        stats = stats or _ListStats.of([c])
-        x = dict.fromkeys(FEATURES, 0.0)
-        if c.model_rank is not None:
-            x["in_model"] = 1.0
-            x["model_rr"] = 1.0 / (1.0 + c.model_rank)
-            x["model_lr"] = _log_rank(c.model_rank)
-            if c.model_score is not None and stats.model_std > 0:
-                x["model_z"] = (c.model_score - stats.model_mean) / stats.model_std
-        if c.covisit_anchor is not None:
-            x["covis"] = c.covisit_score / (1.0 + c.covisit_score)
-        if c.trending_rank is not None:
-            x["trend"] = math.log1p(c.trending_score) / math.log1p(max(1.0, stats.top_trending))
-            x["trend_rr"] = 1.0 / (1.0 + c.trending_rank)
-            x["trend_lr"] = _log_rank(c.trending_rank)
-        if context is None:
-            return x
-        state, now = context.state, context.now_ts
-        if c.covisit_anchor is not None and c.covisit_anchor == state.last_item:
-            x["covis_last"] = 1.0
-        categories = context.catalog.categories(c.item_id)
-        if categories and state.interests:
-            total = stats.interest_total(state, now, cfg.interest_half_life_ms)
-            if total > 0:
-                mine = sum(state.interest(cat, now, cfg.interest_half_life_ms)
-                           for cat in categories)
-                x["affinity"] = mine / total
-        last = self.clock.last_seen.get(c.item_id)
-        if last is not None:
-            x["recency"] = 0.5 ** (max(0, now - last) / cfg.recency_half_life_ms)
-            first = self.clock.first_seen[c.item_id]
-            x["freshness"] = 0.5 ** (max(0, now - first) / cfg.age_half_life_ms)
-        return x
+        """The feature dict of one candidate (``context`` adds the user- and time-features):
+        its row of :meth:`feature_matrix`."""
+        row = self.feature_matrix([c], context, stats or _ListStats.of([c]))[0]
+        return dict(zip(FEATURES, row.tolist(), strict=True))
 
     # --- feedback --------------------------------------------------------------------------
     def learn_feedback(self, user_id: str, event_id: str, clicked: str) -> int:
@@ -480,13 +450,9 @@ class OnlineReranker:
         return self
 
 
-def _log_rank(rank: int) -> float:
-    return max(0.0, 1.0 - math.log1p(rank) / math.log1p(RANK_SCALE))
-
-
 def _log_ranks(ranks: np.ndarray) -> np.ndarray:
-    """:func:`_log_rank` of each rank."""
-    return np.maximum(0.0, 1.0 - np.log1p(ranks) / math.log1p(RANK_SCALE))
+    """1 - log(1 + rank) / log(1 + RANK_SCALE), floored at 0, for each rank."""
+    return np.maximum(0.0, 1.0 - np.log1p(ranks) / np.log1p(RANK_SCALE))
 
 
 @dataclass(slots=True)
