@@ -28,10 +28,8 @@ def committed_offsets(s: Settings) -> dict[int, int | None]:
                                     enable_auto_commit=False)
         await consumer.start()
         try:
+            await consumer.topics()  # fetches the cluster's metadata
             partitions = consumer.partitions_for_topic(s.clicks_topic) or set()
-            if not partitions:
-                await consumer._client.force_metadata_update()
-                partitions = consumer.partitions_for_topic(s.clicks_topic) or set()
             return {p: await consumer.committed(TopicPartition(s.clicks_topic, p))
                     for p in sorted(partitions)}
         finally:
