@@ -79,15 +79,16 @@ class Consumer(faust_aiokafka.Consumer):
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         committed = await super().seek_to_committed()
+        rewound = {tp for tp, offset in committed.items() if offset is not None and offset > 0}
         fresh = [
             tp for tp, offset in committed.items()
-            if (offset is None or offset <= 0) and not self._is_changelog_tp(tp)
+            if tp not in rewound and not self._is_changelog_tp(tp)
         ]
         if fresh and self.app.conf.consumer_auto_offset_reset == "earliest":
             await self._thread.seek_to_beginning(*fresh)
-        self._rewound = {
-            tp for tp, offset in committed.items() if (offset is not None and offset > 0)
-        } | set(fresh)
+            rewound.update(fresh)
+        # only partitions that were moved: records fetched before the seek are read again
+        self._rewound = rewound
         return committed
 
 
