@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from inference import codec, testing_model, versions
+from inference import codec, testing_model
+from streamrec.core import versions
 
 BATCHES = (1, 16, 64)
 CONCURRENCY = (1, 8, 32)

@@ -18,7 +18,7 @@ or Triton fails; the engine then answers from the stream recommenders and labels
   version's ``vocab.json`` and swaps (version, vocabulary) in one assignment. A batch takes the
   pair once, so one version's ids are never decoded with another's vocabulary.
 - New items: :meth:`ModelClient.on_new_items` queues catalogue items; they are embedded from
-  their text and published as version N+1 (:mod:`inference.catalog`), which Triton loads (poll
+  their text and published as version N+1 (:mod:`training.catalog`), which Triton loads (poll
   mode) and the watcher switches to.
 """
 
@@ -34,13 +34,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
-from inference import codec, versions
+from inference import codec
 from inference.circuit import CircuitBreaker
-from streams.engine import ModelAnswer, ModelUnavailable
+from streamrec.core import versions
+from streamrec.core.ports import ModelAnswer, ModelUnavailable
 
 if TYPE_CHECKING:
-    from streamrec.settings import Settings
-    from streams.events import CatalogItem
+    from streamrec.core.config import Settings
+    from streamrec.core.events import CatalogItem
 
 log = logging.getLogger(__name__)
 
@@ -438,7 +439,7 @@ class ModelClient:
                 self.stats.catalog_versions += 1
 
     def _publish_catalog(self, pending: dict[str, str]) -> int | None:
-        from inference.catalog import refresh_latest
+        from training.catalog import refresh_latest
 
         return refresh_latest(
             self.config.model_repository / self.config.model_name, pending,

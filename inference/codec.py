@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from inference.versions import Vocabulary
+from streamrec.core.versions import Vocabulary
 
 SEQ_LEN = 50
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from inference import versions
+from streamrec.core import versions
 
 GPU_CONFIG = "config.pbtxt"
 CPU_CONFIG = Path("configs") / "cpu.pbtxt"

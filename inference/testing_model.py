@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inference import versions
+from streamrec.core import versions
 
 SEQ_LEN = 50
 TOP_K = 100

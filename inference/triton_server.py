@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamrec.embedded import LOOPBACK, free_port, pid_alive, port_is_taken, stop_pid
-from streamrec.settings import Settings, UserError
+from streamrec.core.config import Settings, UserError
+from streamrec.core.embedded import LOOPBACK, free_port, pid_alive, port_is_taken, stop_pid
 
 READY_TIMEOUT_S = 60.0
 

@@ -24,11 +24,11 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 
-from streamrec.settings import Settings
+from streamrec.core.config import Settings
+from streamrec.core.events import ClickEvent, Rejection, dead_letter, parse_click, parse_item
 from streams import transport
 from streams.drift import HitRateDriftDetector
 from streams.engine import EngineConfig, RecommendationEngine
-from streams.events import ClickEvent, Rejection, dead_letter, parse_click, parse_item
 from streams.feedback import AdaptiveFeedback
 from streams.rerank import OnlineReranker
 from streams.serving_state import RedisCatalog, mirror_to_redis

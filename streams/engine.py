@@ -25,36 +25,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from streams.events import CatalogItem, ClickEvent, Recommendation, RecommendedItem
+from streamrec.core.events import CatalogItem, ClickEvent, Recommendation, RecommendedItem
+from streamrec.core.ports import FALLBACK, ModelAnswer, ModelSource, ModelUnavailable
 from streams.signals import SignalSnapshot, StreamSignals, Transition
 from streams.state import StateConfig, UserState
 
 log = logging.getLogger(__name__)
 
-FALLBACK = "fallback"
-
-
 # --- the parts the engine is wired from ------------------------------------------------------
-class ModelUnavailable(Exception):
-    """The model cannot answer now (down, slow, circuit open)."""
-
-
-@dataclass(slots=True)
-class ModelAnswer:
-    """Top-K (item_id, score) lists, one per requested sequence, and which model produced them."""
-
-    lists: list[list[tuple[str, float]]]
-    model: str
-
-
-class ModelSource(Protocol):
-    async def recommend(
-        self, sequences: list[list[str]], exclude: list[list[str]], k: int
-    ) -> ModelAnswer:
-        """Raise :class:`ModelUnavailable` when the model cannot answer."""
-        ...
-
-
 @dataclass(slots=True)
 class Candidate:
     """One item that some source proposes for one user, with what each source said."""

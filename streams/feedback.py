@@ -14,7 +14,7 @@ version (the list's ``model`` label).
 
 Pure objects: no Kafka, no clock (event time only).
 
->>> from streams.events import ClickEvent
+>>> from streamrec.core.events import ClickEvent
 >>> from streams.state import UserState
 >>> tracker = FeedbackTracker(k=10)
 >>> state = UserState("u1")
@@ -34,11 +34,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from streamrec.core.metrics import rank_in_list
 from streams.drift import HitRateDriftDetector
-from training.metrics import rank_in_list
 
 if TYPE_CHECKING:
-    from streams.events import ClickEvent
+    from streamrec.core.events import ClickEvent
     from streams.rerank import OnlineReranker
     from streams.state import UserState
 

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
-from streamrec.settings import Settings, UserError
+from streamrec.core.config import Settings, UserError
 
 
 def all_topics(settings: Settings) -> list[str]:

@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from streamrec.core.events import CatalogItem, ClickEvent
 from streams.engine import Candidate, Catalog, RankingContext
-from streams.events import CatalogItem, ClickEvent
 from streams.rerank import OnlineReranker, _ListStats
 from streams.state import UserState
 

@@ -15,8 +15,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from streamrec.core.events import CatalogItem, Recommendation
 from streams.engine import Catalog
-from streams.events import CatalogItem, Recommendation
 from streams.state import UserState
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.events import ClickEvent
+from streamrec.core.events import ClickEvent
 
 # how much an interaction says about interest, by event type
 TYPE_WEIGHT = {"view": 0.5, "click": 1.0, "rating": 1.0, "add_to_cart": 2.0, "purchase": 3.0}

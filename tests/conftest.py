@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.embedded import ServerProcess, pid_alive, start_kafka, start_redis, stop_pid
-from streamrec.settings import Settings
+from streamrec.core.config import Settings
+from streamrec.core.embedded import ServerProcess, pid_alive, start_kafka, start_redis, stop_pid
 from tests.support import WorkerHandle, wait_worker_ready
 
 REPO = Path(__file__).resolve().parent.parent

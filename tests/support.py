@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamrec.settings import Settings
+from streamrec.core.config import Settings
 
 
 @dataclass
@@ -50,7 +50,7 @@ def wait_worker_ready(redis_url: str, handle: WorkerHandle, timeout_s: float = 9
 
 
 def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
-    from streams.producer import send_all
+    from streamrec.cli.producer import send_all
 
     asyncio.run(send_all(settings, topic, records, progress=False))
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from streamrec.settings import Settings
+from streamrec.core.config import Settings
 from training.baselines import ImplicitALS, ItemKNN, MostPopular, TextZeroShot
 from training.data import LeaveOneOut
 from training.evaluate import cold_split, evaluate, evaluate_cold, loo_cases, mean_std

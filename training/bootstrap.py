@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from streamrec.settings import Settings
+from streamrec.core.config import Settings
 
 DEMO_EPOCHS = 12
 DEMO_BUDGET_S = 75.0
 
 
 def has_version(settings: Settings) -> bool:
-    from inference.versions import latest_version
+    from streamrec.core.versions import latest_version
 
     return latest_version(settings.model_repository / settings.model_name) is not None
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from streamrec.settings import UserError
+from streamrec.core.config import UserError
 
 PAD = 0  # vocabulary index 0 is padding
 
@@ -142,7 +142,7 @@ def interactions_from_events(events: Iterable[dict[str, Any]]) -> Interactions:
 
 def read_jsonl_events(path: Path) -> Iterator[dict[str, Any]]:
     """Valid events of a JSONL click log (invalid lines are skipped: the worker DLQs them)."""
-    from streams.events import ClickEvent, parse_click
+    from streamrec.core.events import ClickEvent, parse_click
 
     with open(path, "rb") as f:
         for line in f:
@@ -153,7 +153,7 @@ def read_jsonl_events(path: Path) -> Iterator[dict[str, Any]]:
 
 def read_catalog_jsonl(path: Path) -> Iterator[Any]:
     """Valid active items of a JSONL catalogue in the ``items`` contract."""
-    from streams.events import CatalogItem, parse_item
+    from streamrec.core.events import CatalogItem, parse_item
 
     with open(path, "rb") as f:
         for line in f:
@@ -182,7 +182,7 @@ def read_clicks_from_kafka(
     """
     from kafka import KafkaConsumer
 
-    from streams.events import ClickEvent, parse_click
+    from streamrec.core.events import ClickEvent, parse_click
 
     consumer = KafkaConsumer(
         topic,

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.data import Interactions, LeaveOneOut, Vocabulary
-from training.metrics import (
+from streamrec.core.metrics import (
     coverage,
     hit_rate_at_k,
     mask_scores,
@@ -34,6 +33,7 @@ from training.metrics import (
     target_ranks,
     top_k_indices,
 )
+from training.data import Interactions, LeaveOneOut, Vocabulary
 
 COLD_TEST_MAX_TRAIN = 5
 Scorer = Callable[[Sequence[Sequence[int]]], np.ndarray]

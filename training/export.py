@@ -195,7 +195,7 @@ def _staging_root(model_dir: Path, requested: Path | None) -> Path:
     model directory's filesystem (``os.rename`` is atomic only there), else the model directory
     itself under a hidden name (Triton loads numeric version directories only)."""
     if requested is None:
-        from streamrec.settings import Settings
+        from streamrec.core.config import Settings
 
         requested = Settings.from_env().artifacts / "staging"
     try:

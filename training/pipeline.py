@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from streamrec.settings import Settings, UserError
+from streamrec.core.config import Settings, UserError
 from training.data import (
     Interactions,
     LeaveOneOut,

@@ -3,7 +3,7 @@
 Events are replayed in time order through :class:`~streams.engine.RecommendationEngine` with
 the worker's parts: per-user :class:`~streams.state.UserState`, in-memory trending and
 co-visitation (:class:`~streams.signals.InMemorySignals`), the feedback tracker, the River
-re-ranker and drift detector, and the metric functions of :mod:`training.metrics`. Each click
+re-ranker and drift detector, and the metric functions of :mod:`streamrec.core.metrics`. Each click
 is first a test of the list the user received after their previous click (hit@10, NDCG@10),
 then it updates everything, exactly as in the worker.
 
@@ -41,7 +41,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from streamrec.settings import Settings, UserError
+from streamrec.core.config import Settings, UserError
+from streamrec.core.events import CatalogItem, ClickEvent
+from streamrec.core.metrics import hit_rate_at_k, ndcg_at_k
 from streams.drift import HitRateDriftDetector
 from streams.engine import (
     BlendRanker,
@@ -52,13 +54,11 @@ from streams.engine import (
     RankingContext,
     RecommendationEngine,
 )
-from streams.events import CatalogItem, ClickEvent
 from streams.feedback import DRIFT, AdaptiveFeedback, FeedbackOutcome, FeedbackTracker
 from streams.rerank import OnlineReranker, RerankConfig
 from streams.signals import InMemorySignals, Transition
 from streams.state import StateConfig, UserState
 from training.data import Interactions
-from training.metrics import hit_rate_at_k, ndcg_at_k
 
 VARIANTS = ("popular", "covisit", "biased_mf", "frozen", "reranked", "adaptive")
 MODEL_VARIANTS = ("frozen", "reranked", "adaptive")

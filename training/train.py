@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from streamrec.core.metrics import mask_scores, ranking_metrics, target_ranks
 from training.data import LeaveOneOut, Vocabulary, pad_left
-from training.metrics import mask_scores, ranking_metrics, target_ranks
 from training.model import ModelConfig, SequenceRecommender
 
 

@@ -7,8 +7,8 @@ import json
 import threading
 import time
 
-from streamrec.settings import Settings
-from streams.producer import send_all
+from streamrec.cli.producer import send_all
+from streamrec.core.config import Settings
 from tests.support import assert_every_event_answered_with_exact_state, wait_worker_ready
 
 

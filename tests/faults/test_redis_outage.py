@@ -8,8 +8,8 @@ import time
 import pytest
 import redis
 
-from streamrec.embedded import start_redis, stop_pid
-from streamrec.settings import Settings
+from streamrec.core.config import Settings
+from streamrec.core.embedded import start_redis, stop_pid
 from tests.support import collect, event_record, produce
 
 T0 = 1_700_000_000_000

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from streamrec.settings import Settings
-from streams.producer import send_all
+from streamrec.cli.producer import send_all
+from streamrec.core.config import Settings
 from tests.support import assert_every_event_answered_with_exact_state
 
 T0 = 1_700_000_000_000

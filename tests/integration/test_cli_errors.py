@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from streamrec.embedded import LOOPBACK, free_port
-from streamrec.settings import UserError
+from streamrec.core.config import UserError
+from streamrec.core.embedded import LOOPBACK, free_port
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

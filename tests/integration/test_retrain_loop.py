@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.settings import Settings
+from streamrec.core.config import Settings
 from training.retrain import PromotionGate, PromotionWatch, RetrainPolicy
 
 torch = pytest.importorskip("torch")

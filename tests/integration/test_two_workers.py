@@ -7,7 +7,7 @@ import time
 
 import redis
 
-from streamrec.settings import Settings
+from streamrec.core.config import Settings
 from streams.app import WORKERS_READY_KEY
 from tests.support import collect, event_record, produce, wait_worker_ready
 

@@ -6,7 +6,7 @@ import json
 
 import redis
 
-from streamrec.settings import Settings
+from streamrec.core.config import Settings
 from streams.malformed import MALFORMED_KINDS, mix_malformed
 from tests.support import collect, event_record, produce
 

@@ -68,7 +68,7 @@ def test_commands_are_real_cli_commands() -> None:
 
 
 def test_topic_profile_for_kafka_has_12_partitions() -> None:
-    from streamrec.settings import KAFKA_PROFILE
+    from streamrec.core.config import KAFKA_PROFILE
 
     assert KAFKA_PROFILE["topic_partitions"] >= 12
     assert (REPO / "Dockerfile").exists()

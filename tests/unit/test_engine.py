@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
+from streamrec.core.events import CatalogItem, ClickEvent
 from streams.engine import (
     FALLBACK,
     Catalog,
@@ -10,7 +11,6 @@ from streams.engine import (
     ModelUnavailable,
     RecommendationEngine,
 )
-from streams.events import CatalogItem, ClickEvent
 from streams.signals import InMemorySignals
 from streams.state import UserState
 

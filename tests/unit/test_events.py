@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from streams.events import ClickEvent, Rejection, dead_letter, parse_click, parse_item
+from streamrec.core.events import ClickEvent, Rejection, dead_letter, parse_click, parse_item
 from streams.malformed import MALFORMED_KINDS, malformed_record, mix_malformed
 
 NOW = 1_700_000_000_000

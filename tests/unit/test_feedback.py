@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import random
 
+from streamrec.core.events import ClickEvent
 from streams.drift import HitRateDriftDetector
 from streams.engine import Candidate, Catalog, RecommendationEngine
-from streams.events import ClickEvent
 from streams.feedback import DRIFT, HIT_RATE, AdaptiveFeedback, FeedbackTracker
 from streams.rerank import OnlineReranker
 from streams.signals import InMemorySignals

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from inference import catalog, testing_model, versions
+from inference import testing_model
 from streamrec.cli import main
+from streamrec.core import versions
+from training import catalog
 
 
 @pytest.fixture

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference import catalog, codec, testing_model, versions
+from inference import codec, testing_model
 from inference.circuit import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from inference.model_config import check_model_dir, parse_config
+from streamrec.core import versions
+from training import catalog
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import (
+from streamrec.core.metrics import (
     coverage,
     hit_rate_at_k,
     mask_scores,

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
+from streamrec.core.metrics import mask_scores, top_k_indices  # noqa: E402
 from training.data import Vocabulary  # noqa: E402
 from training.export import (  # noqa: E402
     TABLE_NAME,
@@ -21,7 +22,6 @@ from training.export import (  # noqa: E402
     publish_version,
     versions,
 )
-from training.metrics import mask_scores, top_k_indices  # noqa: E402
 from training.model import ModelConfig, SequenceRecommender  # noqa: E402
 from training.train import TrainConfig, TrainResult, save_checkpoint  # noqa: E402
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from streamrec.cli import main
-from training.adapt_commands import drift_metrics, recovery_events, summarize
+from streamrec.cli.adapt import drift_metrics, recovery_events, summarize
 from training.replay import Replayer, ReplayOptions, VariantRun, synthetic_data
 
 

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
+from streamrec.core.events import CatalogItem, ClickEvent
 from streams.engine import Candidate, Catalog, RankingContext
-from streams.events import CatalogItem, ClickEvent
 from streams.rerank import (
     FEATURES,
     PRIOR_WEIGHTS,

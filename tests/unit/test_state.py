@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.events import ClickEvent
+from streamrec.core.events import ClickEvent
 from streams.state import StateConfig, UserState, decay
 
 MIN = 60_000

@@ -16,7 +16,7 @@ import pytest
 from inference import testing_model
 from inference.triton_server import TritonProcess, stop_triton
 from inference.triton_server import start_triton as launch
-from streamrec.embedded import pid_alive
+from streamrec.core.embedded import pid_alive
 
 
 @pytest.fixture

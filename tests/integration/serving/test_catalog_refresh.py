@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from inference import testing_model, versions
+from inference import testing_model
 from inference.client import ClientConfig, ModelClient
 from inference.triton_server import TritonProcess
-from streams.engine import ModelUnavailable
-from streams.events import CatalogItem
+from streamrec.core import versions
+from streamrec.core.events import CatalogItem
+from streamrec.core.ports import ModelUnavailable
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference import codec, testing_model, versions
+from inference import codec, testing_model
 from inference.client import ClientConfig, ModelClient
 from inference.triton_server import TritonProcess
-from streams.engine import ModelUnavailable
+from streamrec.core import versions
+from streamrec.core.ports import ModelUnavailable
 
 pytestmark = pytest.mark.timeout(120)
 

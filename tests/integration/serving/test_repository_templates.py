@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference import testing_model, versions
+from inference import testing_model
 from inference.model_config import check_model_dir
 from inference.triton_server import start_embedded_triton, stop_triton
-from streamrec.settings import Settings
+from streamrec.core import versions
+from streamrec.core.config import Settings
 
 REPO = Path(__file__).resolve().parents[3]
 TEMPLATES = REPO / "model_repository"

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference import codec, versions
+from inference import codec
 from inference.client import ClientConfig, ModelClient
 from inference.triton_server import TritonProcess
+from streamrec.core import versions
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -13,8 +13,8 @@ import pytest
 
 from inference.client import ClientConfig, ModelClient
 from inference.triton_server import TritonProcess
-from streamrec.settings import Settings
-from streams.engine import ModelUnavailable
+from streamrec.core.config import Settings
+from streamrec.core.ports import ModelUnavailable
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from streamrec.settings import Settings, UserError
+from streamrec.core.config import Settings, UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -82,7 +82,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
-    from streams.producer import produce_dataset, produce_file
+    from streamrec.cli.producer import produce_dataset, produce_file
 
     settings = Settings.from_env().resolved()
     if args.file is not None:
@@ -120,7 +120,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from streams.demo import DemoOptions, run_demo
+    from streamrec.cli.demo import DemoOptions, run_demo
 
     options = DemoOptions(
         events=args.events,

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from streamrec.settings import Settings
+from streamrec.core.config import Settings
 
 TABLE_COLUMNS = ("hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "ndcg@10_all", "coverage",
                  "cold_hr@10", "hr@10_cold_test")

@@ -281,7 +281,7 @@ def plot(data: Any, runs: dict[str, Any], window: int, path: str) -> None:
 
 # --- trainer ------------------------------------------------------------------------------------
 def run_trainer(args: argparse.Namespace) -> int:
-    from streamrec.settings import Settings
+    from streamrec.core.config import Settings
     from training.retrain import FineTuneConfig, RetrainPolicy, TrainerService
 
     settings = Settings.from_env().resolved()
@@ -308,7 +308,7 @@ def _trainer_texts(source: str | None) -> dict[str, str] | None:
         return {c.item_id: c.text for c in movielens_catalog()}
     from pathlib import Path
 
-    from streams.events import CatalogItem, parse_item
+    from streamrec.core.events import CatalogItem, parse_item
     from training.pipeline import item_text
 
     out = {}

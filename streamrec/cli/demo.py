@@ -20,12 +20,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from streamrec.embedded import pid_alive, stop_pid
-from streamrec.settings import Settings, UserError
+from streamrec.cli.producer import movielens_events, movielens_items, send_all
+from streamrec.core.config import Settings, UserError
+from streamrec.core.embedded import pid_alive, stop_pid
 from streams.app import WORKERS_READY_KEY
 from streams.kafka_io import ensure_topics, start_consumer
 from streams.malformed import mix_malformed
-from streams.producer import movielens_events, movielens_items, send_all
 
 
 @dataclass
@@ -174,7 +174,7 @@ async def replay_and_collect(settings: Settings, options: DemoOptions) -> tuple[
 
 
 def run_demo(base: Settings, options: DemoOptions) -> int:
-    from streamrec.stack_commands import stack_down, stack_up
+    from streamrec.cli.stack import stack_down, stack_up
 
     home = Path(base.home)
     settings = base

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamrec.settings import UserError
+from streamrec.core.config import UserError
 
 LOOPBACK = "127.0.0.1"
 

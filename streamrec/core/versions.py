@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streamrec.core.config import UserError
+
 VOCAB_FILE = "vocab.json"
 MODEL_CARD_FILE = "model_card.json"
 MODEL_FILE = "model.onnx"
@@ -132,3 +134,60 @@ def write_pin(
         path.unlink(missing_ok=True)
         return
     write_json_atomic(path, {"version": version, "reason": reason, "pinned_at": time.time()})
+
+
+# --- pin and roll back --------------------------------------------------------------------------
+# Triton keeps this many versions loaded (version_policy { latest { num_versions: 2 } })
+LOADED_VERSIONS = 2
+
+
+def pin(model_repository: Path, model_name: str, version: int, reason: str) -> int:
+    """Pin ``version`` and return the version pinned.
+
+    When Triton no longer keeps ``version`` loaded (it is older than the newest
+    :data:`LOADED_VERSIONS`), it is republished as a new version first and that one is pinned.
+    """
+    model_dir = model_repository / model_name
+    published = list_versions(model_dir)
+    if version not in published:
+        raise UserError(f"{model_name} has no version {version} "
+                        f"(published: {published or 'none'})")
+    if version not in published[-LOADED_VERSIONS:]:
+        version = republish(model_dir, version, reason)
+    write_pin(model_repository, model_name, version, reason)
+    return version
+
+
+def republish(model_dir: Path, version: int, reason: str) -> int:
+    """Copy ``version`` to a new version number (a rollback Triton can load again)."""
+    staged = staging_dir(model_dir)
+    try:
+        shutil.copytree(model_dir / str(version), staged, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        card = read_model_card(staged)
+        card.update({"kind": "rollback", "parent_version": version, "created_at": time.time(),
+                     "weights_version": card.get("weights_version", version),
+                     "reason": reason})
+        write_json_atomic(staged / MODEL_CARD_FILE, card)
+        return publish(model_dir, staged)
+    except BaseException:
+        discard_staging(staged)
+        raise
+
+
+def rollback_target(model_repository: Path, model_name: str) -> tuple[int, int]:
+    """(current version, version to roll back to: the newest one with older weights)."""
+    model_dir = model_repository / model_name
+    published = list_versions(model_dir)
+    pinned = read_pin(model_repository, model_name)
+    current = pinned if pinned in published else (published[-1] if published else None)
+    if current is None:
+        raise UserError(f"no published version of {model_name}")
+
+    def weights(v: int) -> int:
+        return int(read_model_card(model_dir / str(v)).get("weights_version", v))
+
+    for candidate in reversed(published):
+        if weights(candidate) < weights(current):
+            return current, candidate
+    raise UserError(f"nothing to roll back to: no version with weights older than {current}'s")

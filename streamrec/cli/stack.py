@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from streamrec.embedded import pid_alive, start_kafka, start_redis, stop_pid
-from streamrec.settings import Settings, UserError
+from streamrec.core.config import Settings, UserError
+from streamrec.core.embedded import pid_alive, start_kafka, start_redis, stop_pid
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from streamrec.settings import Settings, UserError
-
-LOADED_VERSIONS = 2  # version_policy { latest { num_versions: 2 } }
+from streamrec.core import versions
+from streamrec.core.config import Settings, UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -123,7 +122,6 @@ def triton_states(settings: Settings) -> dict[int, str] | None:
 
 
 def version_table(settings: Settings) -> dict[str, Any]:
-    from inference import versions
 
     model_dir = _model_dir(settings)
     pinned = versions.read_pin(settings.model_repository, settings.model_name)
@@ -144,7 +142,7 @@ def version_table(settings: Settings) -> dict[str, Any]:
         })
     ready = {r["version"] for r in rows if r["triton"] == "READY"}
     if states is None:
-        ready = {r["version"] for r in rows[-LOADED_VERSIONS:]}
+        ready = {r["version"] for r in rows[-versions.LOADED_VERSIONS:]}
     live = pinned if pinned in ready else (max(ready) if ready else None)
     return {"model": settings.model_name, "pinned": pinned, "live": live,
             "triton_reachable": states is not None, "versions": rows}
@@ -176,52 +174,15 @@ def cmd_model_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def pin_version(settings: Settings, version: int, reason: str) -> int:
-    """Pin ``version``; republish it first when Triton no longer keeps it loaded."""
-    from inference import versions
-
-    model_dir = _model_dir(settings)
-    published = versions.list_versions(model_dir)
-    if version not in published:
-        raise UserError(f"{settings.model_name} has no version {version} "
-                        f"(published: {published or 'none'})")
-    if version not in published[-LOADED_VERSIONS:]:
-        version = republish(model_dir, version, reason)
-        print(f"version {published[-1] if published else '?'} is newer than the two versions "
-              f"Triton keeps; republished the old one as version {version}")
-    versions.write_pin(settings.model_repository, settings.model_name, version, reason)
-    return version
-
-
-def republish(model_dir: Path, version: int, reason: str) -> int:
-    import shutil
-
-    from inference import versions
-
-    staged = versions.staging_dir(model_dir)
-    try:
-        shutil.copytree(model_dir / str(version), staged, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-        card = versions.read_model_card(staged)
-        card.update({"kind": "rollback", "parent_version": version, "created_at": time.time(),
-                     "weights_version": card.get("weights_version", version),
-                     "reason": reason})
-        versions.write_json_atomic(staged / versions.MODEL_CARD_FILE, card)
-        return versions.publish(model_dir, staged)
-    except BaseException:
-        versions.discard_staging(staged)
-        raise
-
-
 def cmd_model_pin(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    version = pin_version(settings, args.version, args.reason)
+    version = versions.pin(settings.model_repository, settings.model_name, args.version,
+                           args.reason)
     print(f"pinned {settings.model_name}:{version}; workers switch within a second")
     return 0
 
 
 def cmd_model_unpin(args: argparse.Namespace) -> int:
-    from inference import versions
 
     settings = Settings.from_env()
     versions.write_pin(settings.model_repository, settings.model_name, None)
@@ -229,30 +190,11 @@ def cmd_model_unpin(args: argparse.Namespace) -> int:
     return 0
 
 
-def rollback_target(settings: Settings) -> tuple[int, int]:
-    """(current version, version to roll back to: the newest one with older weights)."""
-    from inference import versions
-
-    model_dir = _model_dir(settings)
-    published = versions.list_versions(model_dir)
-    pinned = versions.read_pin(settings.model_repository, settings.model_name)
-    current = pinned if pinned in published else (published[-1] if published else None)
-    if current is None:
-        raise UserError(f"no published version of {settings.model_name}")
-
-    def weights(v: int) -> int:
-        return int(versions.read_model_card(model_dir / str(v)).get("weights_version", v))
-
-    for candidate in reversed(published):
-        if weights(candidate) < weights(current):
-            return current, candidate
-    raise UserError(f"nothing to roll back to: no version with weights older than {current}'s")
-
-
 def cmd_model_rollback(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    current, target = rollback_target(settings)
-    version = pin_version(settings, target, f"rollback from {current}")
+    current, target = versions.rollback_target(settings.model_repository, settings.model_name)
+    version = versions.pin(settings.model_repository, settings.model_name, target,
+                           f"rollback from {current}")
     print(f"rolled back {settings.model_name}:{current} -> {settings.model_name}:{version}"
           + ("" if version == target else f" (a copy of version {target})")
           + "; `streamrec model unpin` to follow new versions again")

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from inference import versions
+from streamrec.core import versions
 
 log = logging.getLogger(__name__)
 

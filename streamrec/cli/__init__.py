@@ -13,15 +13,15 @@ import importlib
 import logging
 import sys
 
-from streamrec.settings import UserError
+from streamrec.core.config import UserError
 
 # subcommand modules, in the order ``--help`` lists them
 COMMAND_MODULES = [
-    "streamrec.stack_commands",  # up, down
-    "streams.commands",  # worker, produce, tail, demo
-    "training.commands",  # train, eval
-    "inference.commands",  # bench, model
-    "training.adapt_commands",  # replay, trainer
+    "streamrec.cli.stack",  # up, down
+    "streamrec.cli.stream",  # worker, produce, tail, demo
+    "streamrec.cli.train",  # train, eval
+    "streamrec.cli.serve",  # bench, model
+    "streamrec.cli.adapt",  # replay, trainer
 ]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from streamrec.settings import Settings, UserError
+from streamrec.core.config import Settings, UserError
 from streams.kafka_io import ensure_topics, start_producer
 from training.data import movielens_catalog, movielens_ratings
 
