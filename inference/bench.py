@@ -29,6 +29,8 @@ import numpy as np
 
 from inference import codec, testing_model
 from streamrec.core import versions
+from streamrec.core.metrics import percentile
+from streamrec.core.model_card import ModelCard, read_model_card
 
 BATCHES = (1, 16, 64)
 CONCURRENCY = (1, 8, 32)
@@ -46,25 +48,25 @@ class CaseResult:
     server_batch: float | None = None
 
 
-def _inputs(vocab_size: int, batch: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _inputs(card: ModelCard, batch: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random full sequences of the version's length, each excluding its own items."""
     rng = np.random.default_rng(seed)
-    item_seq = rng.integers(1, vocab_size + 1, size=(batch, codec.SEQ_LEN)).astype(np.int64)
-    exclude = np.zeros((batch, 64), dtype=np.int64)
-    exclude[:, :50] = item_seq
+    item_seq = rng.integers(1, card.n_items + 1, size=(batch, card.seq_len)).astype(np.int64)
+    exclude = np.zeros((batch, codec.bucket_width(card.seq_len)), dtype=np.int64)
+    exclude[:, : card.seq_len] = item_seq
     return item_seq, exclude
 
 
 def _summary(mode: str, batch: int, concurrency: int, latencies: list[float],
              elapsed: float) -> CaseResult:
-    lat = np.asarray(latencies) * 1000
+    lat = [seconds * 1000 for seconds in latencies]
     return CaseResult(
         mode, batch, concurrency, len(latencies), len(latencies) * batch / elapsed,
-        float(np.percentile(lat, 50)) if len(lat) else float("nan"),
-        float(np.percentile(lat, 99)) if len(lat) else float("nan"),
+        percentile(lat, 50), percentile(lat, 99),
     )
 
 
-def bench_onnxruntime(model_path: Path, vocab_size: int, batch: int, concurrency: int,
+def bench_onnxruntime(model_path: Path, card: ModelCard, batch: int, concurrency: int,
                       duration_s: float, threads: int) -> CaseResult:
     import onnxruntime as ort
 
@@ -72,7 +74,7 @@ def bench_onnxruntime(model_path: Path, vocab_size: int, batch: int, concurrency
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    item_seq, exclude = _inputs(vocab_size, batch, 0)
+    item_seq, exclude = _inputs(card, batch, 0)
     feeds = {"item_seq": item_seq, "exclude_items": exclude}
     session.run(None, feeds)  # warm-up
     latencies: list[float] = []
@@ -106,12 +108,12 @@ async def _server_counts(client: Any, model: str) -> tuple[int, int]:
     return inferences, executions
 
 
-async def bench_triton(url: str, model: str, version: int, vocab_size: int, batch: int,
+async def bench_triton(url: str, model: str, version: int, card: ModelCard, batch: int,
                        concurrency: int, duration_s: float) -> CaseResult:
     import tritonclient.grpc.aio as grpcclient
 
     client = grpcclient.InferenceServerClient(url)
-    item_seq, exclude = _inputs(vocab_size, batch, 0)
+    item_seq, exclude = _inputs(card, batch, 0)
     inputs = [grpcclient.InferInput("item_seq", list(item_seq.shape), "INT64"),
               grpcclient.InferInput("exclude_items", list(exclude.shape), "INT64")]
     inputs[0].set_data_from_numpy(item_seq)
@@ -146,9 +148,9 @@ async def bench_client_batched(url: str, repository: Path, model: str, concurren
                           timeout_s=5.0, max_batch=64, max_delay_s=0.002)
     async with ModelClient(config) as client:
         assert client.live is not None
-        ids = list(client.live.vocab.ids[1:])
+        ids = client.live.vocab.items
         rng = np.random.default_rng(0)
-        sequence = [ids[i] for i in rng.integers(0, len(ids), size=codec.SEQ_LEN)]
+        sequence = [ids[i] for i in rng.integers(0, len(ids), size=client.live.seq_len)]
         await client.recommend([sequence], [sequence], 10)
         latencies: list[float] = []
         stop_at = time.perf_counter() + duration_s
@@ -192,13 +194,13 @@ def run_benchmark(
         version = versions.latest_version(repo / model)
         assert version is not None
         version_dir = repo / model / str(version)
-        vocab_size = len(versions.Vocabulary.load(version_dir))
+        card = read_model_card(version_dir)
         results: list[CaseResult] = []
         say = progress or (lambda _line: None)
         for b in batches:
             for c in concurrency:
                 say(f"onnxruntime batch {b} concurrency {c}")
-                results.append(bench_onnxruntime(version_dir / versions.MODEL_FILE, vocab_size,
+                results.append(bench_onnxruntime(version_dir / versions.MODEL_FILE, card,
                                                  b, c, duration_s, threads))
         server = start_triton(repo, log_path=workdir / "triton.log",
                               backend_dir=workdir / "backends", control_mode="explicit")
@@ -207,7 +209,7 @@ def run_benchmark(
                 for c in concurrency:
                     say(f"triton batch {b} concurrency {c}")
                     results.append(asyncio.run(bench_triton(
-                        server.grpc_address, model, version, vocab_size, b, c, duration_s)))
+                        server.grpc_address, model, version, card, b, c, duration_s)))
             for c in concurrency:
                 if c > 1:
                     say(f"client-batched concurrency {c}")

@@ -1,49 +1,43 @@
 """The worker's model client: asyncio gRPC to Triton, micro-batched, versioned, with a fallback.
 
-``ModelClient.recommend(sequences, exclude, k)`` returns a :class:`~streams.engine.ModelAnswer`
-(top-K ``(item_id, score)`` per sequence, ``model="sasrec:N"``) or raises
-:class:`~streams.engine.ModelUnavailable` at once when the circuit is open, the call times out
-or Triton fails; the engine then answers from the stream recommenders and labels the list
-``fallback``.
+``ModelClient.recommend(sequences, exclude, k)`` returns a
+:class:`~streamrec.core.ports.ModelAnswer` (top-K ``(item_id, score)`` per sequence,
+``model="sasrec:N"``) or raises
+:class:`~streamrec.core.ports.ModelUnavailable` at once when there is no live version yet, the
+circuit is open, the call times out or Triton fails; the engine then answers from the stream
+recommenders and labels the list ``fallback``.
 
-- Micro-batching: concurrent calls are merged into one Triton request of up to ``max_batch``
-  sequences, waiting at most ``max_delay_s`` for company. ``max_batch=1`` sends every call on its
-  own and leaves batching to Triton's dynamic batcher (batch in one place, not two).
-- Timeouts and retries: each Triton call has a deadline (``timeout_s`` in all, retries included);
-  a fast failure (e.g. connection refused) is retried at most ``retries`` times within it.
-- Circuit breaker (:mod:`inference.circuit`): after consecutive failures calls are refused
-  without touching the network; a probe closes it again when Triton is back.
-- Versions: the client pins one version and sends it with every request. A watcher task polls
-  the pin file and Triton's repository index; when the target version changes it loads that
-  version's ``vocab.json`` and swaps (version, vocabulary) in one assignment. A batch takes the
-  pair once, so one version's ids are never decoded with another's vocabulary.
-- New items: :meth:`ModelClient.on_new_items` queues catalogue items; they are embedded from
-  their text and published as version N+1 (:mod:`training.catalog`), which Triton loads (poll
-  mode) and the watcher switches to.
+The client is a small facade over three parts, each in its own module:
+
+- :class:`~inference.batching.TritonBatcher`: the micro-batching gRPC caller (deadlines,
+  retries, batch sizes),
+- :class:`~inference.circuit.CircuitBreaker`: after consecutive failures calls are refused
+  without touching the network; a probe closes it again when Triton is back,
+- :class:`~inference.live_version.VersionFollower`: the live version (pin or newest READY) and
+  its vocabulary, swapped in one step.
+
+Workers only follow versions. New catalogue items become scoreable when the one catalogue
+service (``streamrec catalog``, :mod:`training.catalog_service`) publishes the next version;
+Triton loads it (poll mode) and the follower switches to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import numpy as np
-
-from inference import codec
+from inference.batching import TritonBatcher
 from inference.circuit import CircuitBreaker
-from streamrec.core import versions
+from inference.live_version import LiveVersion, VersionFollower
 from streamrec.core.ports import ModelAnswer, ModelUnavailable
 
 if TYPE_CHECKING:
     from streamrec.core.config import Settings
-    from streamrec.core.events import CatalogItem
 
-log = logging.getLogger(__name__)
+__all__ = ["ClientConfig", "ClientStats", "LiveVersion", "ModelClient"]
 
 # fast reconnects: the default gRPC backoff (up to 120 s) would keep the circuit open long after
 # Triton is back
@@ -70,22 +64,7 @@ class ClientConfig:
     open_s: float = 1.0
     max_in_flight: int = 16
     watch_interval_s: float = 0.5
-    seq_len: int = codec.SEQ_LEN
     exclude_min_width: int = 16
-    catalog_flush_s: float = 1.0
-
-
-@dataclass(frozen=True)
-class LiveVersion:
-    """The version in use and its vocabulary: swapped together, read together."""
-
-    model_name: str
-    version: int
-    vocab: versions.Vocabulary
-
-    @property
-    def label(self) -> str:
-        return f"{self.model_name}:{self.version}"
 
 
 @dataclass
@@ -102,52 +81,43 @@ class ClientStats:
     retries: int = 0
     circuit_rejections: int = 0
     version_switches: int = 0
-    catalog_versions: int = 0
     batch_sizes: dict[int, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-@dataclass
-class _Call:
-    sequences: list[list[str]]
-    exclude: list[list[str]]
-    k: int
-    future: asyncio.Future[ModelAnswer]
-
-
 class ModelClient:
-    """Async Triton client used by the Faust worker (see module docstring)."""
+    """Async Triton client used by the Faust worker (see module docstring).
 
-    def __init__(self, config: ClientConfig, text_encoder: Any = None) -> None:
+    Use it as ``async with ModelClient(config) as client`` or ``await client.start()`` /
+    ``await client.close()``.
+    """
+
+    def __init__(self, config: ClientConfig) -> None:
         self.config = config
         self.stats = ClientStats()
         self.breaker = CircuitBreaker(config.failure_threshold, config.open_s)
-        self.text_encoder = text_encoder
-        self._live: LiveVersion | None = None
-        self._triton: Any = None
-        self._queue: asyncio.Queue[_Call] | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self.follower = VersionFollower(
+            config.model_repository, config.model_name, self._ready_versions,
+            interval_s=config.watch_interval_s, on_switch=self._count_switch,
+        )
+        self._batcher: TritonBatcher | None = None  # set by start(): gRPC needs a running loop
         self._tasks: list[asyncio.Task[Any]] = []
-        self._inflight: set[asyncio.Task[Any]] = set()
-        self._pending_items: dict[str, str] = {}
-        self._catalog_wakeup: asyncio.Event | None = None
-        self._watch_wakeup: asyncio.Event | None = None
-        self._pin_warned: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> ModelClient:
         resolved = settings.resolved()
-        if not resolved.triton_url:
+        if not resolved.triton.url:
             raise ValueError("no Triton address: set TRITON_URL or run `streamrec up`")
         values: dict[str, Any] = {
-            "url": resolved.triton_url,
-            "model_repository": settings.model_repository,
-            "model_name": settings.model_name,
-            "timeout_s": settings.triton_timeout_s,
-            "max_batch": settings.triton_max_batch,
-            "max_delay_s": settings.triton_max_delay_s,
+            "url": resolved.triton.url,
+            "model_repository": settings.triton.model_repository,
+            "model_name": settings.triton.model_name,
+            "timeout_s": settings.triton.timeout_s,
+            "max_batch": settings.triton.max_batch,
+            "max_delay_s": settings.triton.max_delay_s,
+            **settings.client.model_dump(),
         }
         values.update(overrides)
         return cls(ClientConfig(**values))
@@ -157,19 +127,16 @@ class ModelClient:
         """Open the channel, pick the version to use (if Triton answers), start the tasks."""
         import tritonclient.grpc.aio as grpcclient
 
-        self._triton = grpcclient.InferenceServerClient(
-            self.config.url, channel_args=CHANNEL_ARGS
+        triton = grpcclient.InferenceServerClient(self.config.url, channel_args=CHANNEL_ARGS)
+        self._batcher = TritonBatcher(
+            self.config, triton, self.breaker, self.stats,
+            live=lambda: self.follower.live, on_version_refused=self.follower.request_check,
         )
-        self._queue = asyncio.Queue()
-        self._slots = asyncio.Semaphore(self.config.max_in_flight)
-        self._catalog_wakeup = asyncio.Event()
-        self._watch_wakeup = asyncio.Event()
         with contextlib.suppress(Exception):
-            await self.refresh_version()
+            await self.follower.refresh()
         self._tasks = [
-            asyncio.create_task(self._batch_loop(), name="model-client-batcher"),
-            asyncio.create_task(self._watch_loop(), name="model-client-watcher"),
-            asyncio.create_task(self._catalog_loop(), name="model-client-catalog"),
+            asyncio.create_task(self._batcher.run(), name="model-client-batcher"),
+            asyncio.create_task(self.follower.run(), name="model-client-version-follower"),
         ]
 
     async def close(self) -> None:
@@ -179,11 +146,10 @@ class ModelClient:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
-        if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
-        if self._triton is not None:
-            await self._triton.close()
-            self._triton = None
+        batcher, self._batcher = self._batcher, None
+        if batcher is not None:
+            await batcher.drain()
+            await batcher.triton.close()
 
     async def __aenter__(self) -> ModelClient:
         await self.start()
@@ -195,7 +161,7 @@ class ModelClient:
     # --- what the worker calls ------------------------------------------------------------------
     @property
     def live(self) -> LiveVersion | None:
-        return self._live
+        return self.follower.live
 
     @property
     def circuit_state(self) -> str:
@@ -204,244 +170,40 @@ class ModelClient:
     async def recommend(
         self, sequences: list[list[str]], exclude: list[list[str]], k: int
     ) -> ModelAnswer:
-        """Top-``k`` per sequence from the pinned version; raises ModelUnavailable at once
+        """Top-``k`` per sequence from the live version; raises ModelUnavailable at once
         when the model cannot answer (no version yet, circuit open, timeout, error)."""
         self.stats.calls += 1
         self.stats.sequences += len(sequences)
-        if self._queue is None:
+        if self._batcher is None:
             raise RuntimeError("ModelClient.start() was not awaited")
+        live = self.follower.live
         if not sequences:
-            live = self._live
             return ModelAnswer([], live.label if live else self.config.model_name)
-        if self._live is None:
+        if live is None:
             return self._unavailable(len(sequences), "no model version is READY yet")
         if not self.breaker.allow():
             self.stats.circuit_rejections += 1
             return self._unavailable(len(sequences), "circuit open")
-        future: asyncio.Future[ModelAnswer] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Call(sequences, exclude, k, future))
         try:
-            answer = await future
+            answer = await self._batcher.submit(sequences, exclude, k)
         except ModelUnavailable:
             self.stats.fallbacks += len(sequences)
             raise
         self.stats.model_answers += len(sequences)
         return answer
 
-    async def on_new_items(self, items: list[CatalogItem]) -> None:
-        """Queue new catalogue items; they become recommendable in the next catalogue version."""
-        live = self._live
-        for item in items:
-            text = " ".join(t for t in (item.title, item.text) if t).strip()
-            if not item.active or not text:
-                continue
-            if live is not None and item.item_id in live.vocab.index_of:
-                continue
-            self._pending_items[item.item_id] = text
-        if self._pending_items and self._catalog_wakeup is not None:
-            self._catalog_wakeup.set()
+    async def refresh_version(self) -> LiveVersion | None:
+        """Switch to the target version now if it changed; returns the live version."""
+        return await self.follower.refresh()
 
     def _unavailable(self, n: int, reason: str) -> NoReturn:
         self.stats.fallbacks += n
         raise ModelUnavailable(reason)
 
-    # --- micro-batching -------------------------------------------------------------------------
-    async def _batch_loop(self) -> None:
-        assert self._queue is not None and self._slots is not None
-        cfg = self.config
-        while True:
-            calls = [await self._queue.get()]
-            size = len(calls[0].sequences)
-            if cfg.max_batch > 1 and cfg.max_delay_s > 0:
-                deadline = time.monotonic() + cfg.max_delay_s
-                while size < cfg.max_batch:
-                    timeout = deadline - time.monotonic()
-                    if timeout <= 0:
-                        break
-                    try:
-                        call = await asyncio.wait_for(self._queue.get(), timeout)
-                    except TimeoutError:
-                        break
-                    calls.append(call)
-                    size += len(call.sequences)
-            while not self._queue.empty() and size < cfg.max_batch:
-                call = self._queue.get_nowait()
-                calls.append(call)
-                size += len(call.sequences)
-            await self._slots.acquire()
-            task = asyncio.create_task(self._run_batch(calls))
-            self._inflight.add(task)
-            task.add_done_callback(self._batch_done)
+    async def _ready_versions(self) -> set[int]:
+        if self._batcher is None:
+            raise ModelUnavailable("ModelClient.start() was not awaited")
+        return await self._batcher.ready_versions()
 
-    def _batch_done(self, task: asyncio.Task[Any]) -> None:
-        self._inflight.discard(task)
-        assert self._slots is not None
-        self._slots.release()
-
-    async def _run_batch(self, calls: list[_Call]) -> None:
-        live = self._live
-        try:
-            if live is None:
-                raise ModelUnavailable("no model version is READY")
-            sequences = [s for c in calls for s in c.sequences]
-            exclude = [e for c in calls for e in c.exclude]
-            chunks = []
-            for start in range(0, len(sequences), self.config.max_batch):
-                end = start + self.config.max_batch
-                chunks.append(self._infer(live, sequences[start:end], exclude[start:end]))
-            results = await asyncio.gather(*chunks)
-            top_items = np.concatenate([r[0] for r in results])
-            top_scores = np.concatenate([r[1] for r in results])
-        except ModelUnavailable as exc:
-            for call in calls:
-                if not call.future.done():
-                    call.future.set_exception(ModelUnavailable(str(exc)))
-            return
-        except Exception as exc:  # a bug must not leave callers waiting
-            log.exception("model batch failed")
-            for call in calls:
-                if not call.future.done():
-                    call.future.set_exception(ModelUnavailable(repr(exc)))
-            return
-        start = 0
-        for call in calls:
-            end = start + len(call.sequences)
-            lists = codec.decode(live.vocab, top_items[start:end], top_scores[start:end], call.k)
-            if not call.future.done():
-                call.future.set_result(ModelAnswer(lists, live.label))
-            start = end
-
-    async def _infer(
-        self, live: LiveVersion, sequences: list[list[str]], exclude: list[list[str]]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """One Triton request for ``live``'s version, with deadline, retries and the breaker."""
-        import tritonclient.grpc.aio as grpcclient
-        from tritonclient.utils import InferenceServerException
-
-        cfg = self.config
-        item_seq = codec.encode_sequences(live.vocab, sequences, cfg.seq_len)
-        excluded = codec.encode_exclusions(live.vocab, exclude, cfg.exclude_min_width)
-        inputs = [
-            grpcclient.InferInput("item_seq", list(item_seq.shape), "INT64"),
-            grpcclient.InferInput("exclude_items", list(excluded.shape), "INT64"),
-        ]
-        inputs[0].set_data_from_numpy(item_seq)
-        inputs[1].set_data_from_numpy(excluded)
-        outputs = [grpcclient.InferRequestedOutput("top_items"),
-                   grpcclient.InferRequestedOutput("top_scores")]
-        deadline = time.monotonic() + cfg.timeout_s
-        self.stats.batch_sizes[len(sequences)] = self.stats.batch_sizes.get(len(sequences), 0) + 1
-        attempt = 0
-        while True:
-            remaining = deadline - time.monotonic()
-            self.stats.triton_requests += 1
-            try:
-                result = await self._triton.infer(
-                    cfg.model_name, inputs, model_version=str(live.version), outputs=outputs,
-                    client_timeout=max(remaining, 0.001),
-                )
-                items, scores = result.as_numpy("top_items"), result.as_numpy("top_scores")
-                if items is None or scores is None or items.shape[0] != len(sequences):
-                    raise InferenceServerException("empty or short output tensors")
-            except InferenceServerException as exc:
-                status = str(exc.status() or "")
-                timed_out = "DEADLINE_EXCEEDED" in status or "Deadline" in str(exc)
-                attempt += 1
-                if not timed_out and attempt <= cfg.retries and (
-                    deadline - time.monotonic() > cfg.timeout_s / 4
-                ):
-                    self.stats.retries += 1
-                    continue
-                self.stats.timeouts += timed_out
-                self.stats.errors += not timed_out
-                self.breaker.record_failure()
-                if "version" in str(exc).lower() or "unknown model" in str(exc).lower():
-                    self._request_watch()
-                raise ModelUnavailable(f"{live.label}: {exc}") from None
-            self.breaker.record_success()
-            return items, scores
-
-    # --- versions ------------------------------------------------------------------------------
-    def _request_watch(self) -> None:
-        if self._watch_wakeup is not None:
-            self._watch_wakeup.set()
-
-    async def ready_versions(self) -> set[int]:
-        """Versions of the model Triton reports READY (raises when Triton does not answer)."""
-        index = await self._triton.get_model_repository_index(
-            as_json=True, client_timeout=max(1.0, self.config.timeout_s)
-        )
-        return {
-            int(m["version"]) for m in index.get("models", [])
-            if m.get("name") == self.config.model_name and m.get("state") == "READY"
-            and str(m.get("version", "")).isdigit()
-        }
-
-    def target_version(self, ready: set[int]) -> int | None:
-        """The pinned version when Triton has it READY, else the newest READY version."""
-        pinned = versions.read_pin(self.config.model_repository, self.config.model_name)
-        if pinned is not None:
-            if pinned in ready:
-                return pinned
-            if self._pin_warned != pinned:
-                log.warning("pinned version %s is not READY in Triton (READY: %s)",
-                            pinned, sorted(ready))
-                self._pin_warned = pinned
-            if self._live is not None and self._live.version in ready:
-                return self._live.version
-        return max(ready) if ready else None
-
-    async def refresh_version(self) -> LiveVersion | None:
-        """Switch to the target version if it changed; returns the live version."""
-        ready = await self.ready_versions()
-        target = self.target_version(ready)
-        if target is None or (self._live is not None and self._live.version == target):
-            return self._live
-        version_dir = self.config.model_repository / self.config.model_name / str(target)
-        vocab = await asyncio.to_thread(versions.Vocabulary.load, version_dir)
-        previous = self._live
-        self._live = LiveVersion(self.config.model_name, target, vocab)  # one step
-        self.stats.version_switches += previous is not None
-        log.info("model version %s -> %s (%d items)",
-                 previous.label if previous else None, self._live.label, len(vocab))
-        return self._live
-
-    async def _watch_loop(self) -> None:
-        assert self._watch_wakeup is not None
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._watch_wakeup.wait(), self.config.watch_interval_s)
-            self._watch_wakeup.clear()
-            try:
-                await self.refresh_version()
-            except Exception as exc:  # Triton down: keep the current version
-                log.debug("version watch: %s", exc)
-
-    # --- catalogue refresh ---------------------------------------------------------------------
-    async def _catalog_loop(self) -> None:
-        assert self._catalog_wakeup is not None
-        while True:
-            await self._catalog_wakeup.wait()
-            await asyncio.sleep(self.config.catalog_flush_s)  # gather a burst into one version
-            self._catalog_wakeup.clear()
-            pending, self._pending_items = self._pending_items, {}
-            if not pending:
-                continue
-            try:
-                version = await asyncio.to_thread(self._publish_catalog, pending)
-            except FileNotFoundError as exc:  # no text encoder exported yet
-                log.warning("new items not added to the model: %s", exc)
-                continue
-            except Exception:
-                log.exception("catalogue refresh failed for %d items", len(pending))
-                continue
-            if version is not None:
-                self.stats.catalog_versions += 1
-
-    def _publish_catalog(self, pending: dict[str, str]) -> int | None:
-        from training.catalog import refresh_latest
-
-        return refresh_latest(
-            self.config.model_repository / self.config.model_name, pending,
-            encoder=self.text_encoder, model_repository=self.config.model_repository,
-        )
+    def _count_switch(self, previous: LiveVersion, new: LiveVersion) -> None:
+        self.stats.version_switches += 1

@@ -1,6 +1,7 @@
 """Item ids to model tensors and back, for one model version's vocabulary.
 
-Sequences are left-padded with 0 to the model's length, most recent item last; items the
+Sequences are left-padded with 0 to the model's length (the version's model card records it as
+``seq_len``), most recent item last; items the
 vocabulary does not know are dropped (the model has no row for them). Exclusion lists are
 right-padded with 0 to a bucketed width (a power of two, at least ``min_width``) so concurrent
 requests from different callers often have the same shape, which Triton's dynamic batcher needs
@@ -15,8 +16,6 @@ import numpy as np
 
 from streamrec.core.versions import Vocabulary
 
-SEQ_LEN = 50
-
 
 def bucket_width(n: int, min_width: int = 16) -> int:
     """The exclusion tensor's width for ``n`` ids: the next power of two, >= ``min_width``."""
@@ -24,7 +23,7 @@ def bucket_width(n: int, min_width: int = 16) -> int:
 
 
 def encode_sequences(
-    vocab: Vocabulary, sequences: list[list[str]], seq_len: int = SEQ_LEN
+    vocab: Vocabulary, sequences: list[list[str]], seq_len: int
 ) -> np.ndarray:
     """``item_seq`` [B, seq_len] int64, left-padded, most recent item last."""
     out = np.zeros((len(sequences), seq_len), dtype=np.int64)
@@ -53,10 +52,10 @@ def decode(
     vocab: Vocabulary, top_items: np.ndarray, top_scores: np.ndarray, k: int
 ) -> list[list[tuple[str, float]]]:
     """Top-``k`` (item_id, score) per row; padding and masked (-inf) entries are skipped."""
-    ids = vocab.ids
+    ids = vocab.items
     out = []
     for items, scores in zip(top_items.tolist(), top_scores.tolist(), strict=True):
-        row = [(ids[i], s) for i, s in zip(items, scores, strict=True)
-               if 0 < i < len(ids) and math.isfinite(s)]
+        row = [(ids[i - 1], s) for i, s in zip(items, scores, strict=True)
+               if 0 < i <= len(ids) and math.isfinite(s)]
         out.append(row[:k])
     return out

@@ -4,7 +4,9 @@
 ``google.protobuf.text_format``: a field Triton does not know is an error here too.
 ``check_model_dir`` says what would keep Triton from loading a model directory: the GPU config
 (native onnxruntime backend) must name a model file each version has, the CPU variant
-(python backend) needs ``model.py`` in each version, and both must agree on inputs and outputs.
+(python backend) needs ``model.py`` in each version, both must agree on inputs and outputs, and
+each version's model card (``seq_len``, ``k``) must fit the declared ``item_seq`` and
+``top_items`` shapes.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from streamrec.core import versions
+from streamrec.core.model_card import read_model_card
 
 GPU_CONFIG = "config.pbtxt"
 CPU_CONFIG = Path("configs") / "cpu.pbtxt"
@@ -29,6 +32,21 @@ def parse_config(path: Path) -> Any:
 def _signature(config: Any) -> list[tuple[str, int, tuple[int, ...]]]:
     tensors = [*config.input, *config.output]
     return sorted((t.name, t.data_type, tuple(t.dims)) for t in tensors)
+
+
+def _card_mismatches(
+    path: Path, config: Any, model_dir: Path, model_versions: list[int]
+) -> list[str]:
+    """Versions whose model card's ``seq_len``/``k`` differ from the config's tensor shapes."""
+    dims = {t.name: list(t.dims) for t in [*config.input, *config.output]}
+    problems = []
+    for version in model_versions:
+        card = read_model_card(model_dir / str(version))
+        for tensor, size in (("item_seq", card.seq_len), ("top_items", card.k)):
+            if dims.get(tensor) not in (None, [size], [-1]):
+                problems.append(f"{path}: {tensor} dims {dims[tensor]} but version {version}'s "
+                                f"model card says {size}")
+    return problems
 
 
 def check_model_dir(model_dir: Path) -> list[str]:
@@ -59,6 +77,7 @@ def check_model_dir(model_dir: Path) -> list[str]:
         for version in model_versions:
             if needed and not (model_dir / str(version) / needed).exists():
                 problems.append(f"{path}: version {version} has no {needed}")
+        problems += _card_mismatches(path, config, model_dir, model_versions)
     if len(configs) == 2:
         gpu, cpu = configs[GPU_CONFIG], configs[CPU_CONFIG]
         if _signature(gpu) != _signature(cpu):

@@ -1,40 +1,46 @@
 """A small model that honours the model-artifact contract, for tests and benchmarks.
 
 It is built with numpy and the ``onnx`` helper API (no torch) and has the served model's shape:
-``item_seq`` [B, 50] and ``exclude_items`` [B, E] in, ``top_items``/``top_scores`` [B, K] out,
+``item_seq`` [B, seq_len] and ``exclude_items`` [B, E] in, ``top_items``/``top_scores`` [B, K] out,
 scoring against the ``item_embeddings`` initializer [V+1, d]. The user vector is a recency-weighted
 mean of the sequence's embeddings passed through a dense layer; scores are dot products; index 0
 and the excluded items are masked with -inf before TopK.
 
 ``write_model_repository`` lays out a whole repository (GPU ``config.pbtxt``, the CPU variant in
-``configs/cpu.pbtxt``, numbered versions with the python-backend ``model.py``) like the one
-training publishes, so the server, client, swap and catalogue code are tested against the real
-Triton without waiting for a trained model.
+``configs/cpu.pbtxt``, numbered versions with the python-backend ``model.py``, model cards) like
+the one training publishes, so the server, client, swap and catalogue code are tested against the
+real Triton without waiting for a trained model. The python backend is production's own file,
+``model_repository/sasrec/model.py`` (:data:`SASREC_PYTHON_BACKEND`): tests run what Triton runs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 
 from streamrec.core import versions
+from streamrec.core.model_card import DEFAULT_SEQ_LEN, ModelCard, write_model_card
 
-SEQ_LEN = 50
 TOP_K = 100
 TEXT_DIM = 384
 OPSET = 17
+# the one sasrec python backend: what Triton loads in production, copied into every version
+SASREC_PYTHON_BACKEND = (
+    Path(__file__).resolve().parents[1] / "model_repository" / "sasrec" / "model.py"
+)
 
 
-def sequence_model(item_embeddings: np.ndarray, dense: np.ndarray, k: int = TOP_K):  # noqa: ANN201
+def sequence_model(  # noqa: ANN201
+    item_embeddings: np.ndarray, dense: np.ndarray, k: int = TOP_K,
+    seq_len: int = DEFAULT_SEQ_LEN,
+):
     """The ONNX graph (an ``onnx.ModelProto``) of the contract's ``model.onnx``."""
     from onnx import TensorProto, helper, numpy_helper
 
-    weights = (np.arange(1, SEQ_LEN + 1, dtype=np.float32) / SEQ_LEN).reshape(1, SEQ_LEN, 1)
+    weights = (np.arange(1, seq_len + 1, dtype=np.float32) / seq_len).reshape(1, seq_len, 1)
     inits = [
         numpy_helper.from_array(item_embeddings.astype(np.float32), "item_embeddings"),
         numpy_helper.from_array(dense.astype(np.float32), "dense"),
@@ -75,7 +81,7 @@ def sequence_model(item_embeddings: np.ndarray, dense: np.ndarray, k: int = TOP_
         nodes,
         "sequence_model",
         [
-            helper.make_tensor_value_info("item_seq", TensorProto.INT64, ["batch", SEQ_LEN]),
+            helper.make_tensor_value_info("item_seq", TensorProto.INT64, ["batch", seq_len]),
             helper.make_tensor_value_info("exclude_items", TensorProto.INT64, ["batch", "E"]),
         ],
         [
@@ -133,6 +139,7 @@ def build_version(
     dim: int = 32,
     seed: int = 0,
     k: int = TOP_K,
+    seq_len: int = DEFAULT_SEQ_LEN,
     version: int | None = None,
 ) -> int:
     """Build one complete version (model, item tower, vocab, card, model.py); publish it."""
@@ -146,25 +153,18 @@ def build_version(
     model_dir.mkdir(parents=True, exist_ok=True)
     staged = versions.staging_dir(model_dir)
     try:
-        onnx.save(sequence_model(table, dense, k), str(staged / versions.MODEL_FILE))
+        onnx.save(sequence_model(table, dense, k, seq_len), str(staged / versions.MODEL_FILE))
         onnx.save(item_tower(projection), str(staged / versions.ITEM_TOWER_FILE))
-        (staged / versions.VOCAB_FILE).write_text(json.dumps({"items": item_ids(n_items)}))
-        card = {
-            "name": "testing_model", "seed": seed, "created_at": time.time(),
-            "parent_version": None, "config": {"n_items": n_items, "dim": dim, "k": k},
-            "metrics": {},
-        }
-        (staged / versions.MODEL_CARD_FILE).write_text(json.dumps(card, indent=2))
-        shutil.copy(python_model_source(), staged / "model.py")
+        versions.Vocabulary(item_ids(n_items)).save(staged)
+        write_model_card(staged, ModelCard(
+            n_items=n_items, seq_len=seq_len, k=k, kind="testing", model_name="testing_model",
+            seed=seed, config={"n_items": n_items, "dim": dim, "k": k},
+        ))
+        shutil.copy(SASREC_PYTHON_BACKEND, staged / "model.py")
         return versions.publish(model_dir, staged, version)
     except BaseException:
         versions.discard_staging(staged)
         raise
-
-
-def python_model_source() -> Path:
-    """The python-backend ``model.py`` that runs ``model.onnx`` with onnxruntime."""
-    return Path(__file__).with_name("triton_python_model.py")
 
 
 CPU_CONFIG = """\
@@ -213,11 +213,12 @@ def write_configs(
     max_batch: int = 64,
     delay_us: int = 2000,
     k: int = TOP_K,
+    seq_len: int = DEFAULT_SEQ_LEN,
     threads: int = 1,
 ) -> None:
     """Write ``config.pbtxt`` (GPU) and ``configs/cpu.pbtxt`` (CPU variant) into ``model_dir``."""
     values = {"name": name, "max_batch": max_batch, "delay_us": delay_us, "k": k,
-              "seq_len": SEQ_LEN, "threads": threads}
+              "seq_len": seq_len, "threads": threads}
     (model_dir / "configs").mkdir(parents=True, exist_ok=True)
     (model_dir / "configs" / "cpu.pbtxt").write_text(CPU_CONFIG.format(**values))
     (model_dir / "config.pbtxt").write_text(GPU_CONFIG.format(**values))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streamrec.core.atomic import copy_file_atomic
 from streamrec.core.config import Settings, UserError
 from streamrec.core.embedded import LOOPBACK, free_port, pid_alive, port_is_taken, stop_pid
 
@@ -96,9 +96,7 @@ def build_backend_dir(target: Path) -> Path:
     for source in sources:
         dest = backend / source.name
         if not dest.exists() or dest.stat().st_size != source.stat().st_size:
-            tmp = dest.with_name(dest.name + ".tmp")
-            shutil.copy2(source, tmp)
-            os.replace(tmp, dest)
+            copy_file_atomic(source, dest)
     return target
 
 
@@ -281,7 +279,7 @@ def start_embedded_triton(settings: Settings, log_dir: Path) -> TritonProcess | 
 
     Returns None when the model repository has no version to serve yet.
     """
-    repo = settings.model_repository
+    repo = settings.triton.model_repository
     if not has_servable_model(repo):
         return None
     return start_triton(

@@ -20,7 +20,7 @@ both detectors so that the next reference is the post-drift regime.
 Not per user, not shared: each worker watches the hit stream of its own partitions (a random
 sample of users, since ``clicks`` is keyed by user), so every worker sees a global drift a
 little later than one worker seeing all events would. Any worker's detection publishes a
-retrain request on ``model-events``; the trainer's :class:`~training.retrain.RetrainPolicy`
+retrain request on ``model-events``; the trainer's :class:`~training.retrain_policy.RetrainPolicy`
 merges requests that arrive within its cooldown. Nothing needs to be synchronised.
 
 >>> d = HitRateDriftDetector(warmup=0)

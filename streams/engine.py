@@ -139,6 +139,10 @@ class Catalog:
 # --- the engine ------------------------------------------------------------------------------
 @dataclass(slots=True)
 class EngineConfig:
+    """``k``: items per recommendation; ``model_k``: candidates asked of the model per request
+    (at most the live version's top-K, ``k`` in its model card; the model answers fewer when it
+    has fewer)."""
+
     k: int = 10
     model_k: int = 50
     covisit_anchors: int = 3

@@ -39,7 +39,7 @@ from streams.drift import HitRateDriftDetector
 
 if TYPE_CHECKING:
     from streamrec.core.events import ClickEvent
-    from streams.rerank import OnlineReranker
+    from streams.rerank.reranker import OnlineReranker
     from streams.state import UserState
 
 # event types on the ``model-events`` topic

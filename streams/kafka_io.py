@@ -17,19 +17,20 @@ from streamrec.core.config import Settings, UserError
 
 def all_topics(settings: Settings) -> list[str]:
     return [
-        settings.clicks_topic,
-        settings.dlq_topic,
-        settings.items_topic,
-        settings.recommendations_topic,
-        settings.model_events_topic,
-        settings.impressions_topic,
+        settings.kafka.clicks_topic,
+        settings.kafka.dlq_topic,
+        settings.kafka.items_topic,
+        settings.kafka.recommendations_topic,
+        settings.kafka.model_events_topic,
+        settings.kafka.impressions_topic,
     ]
 
 
 async def ensure_topics(settings: Settings, topics: Iterable[str] | None = None) -> None:
     """Create our topics with the profile's partition count (existing ones are left alone)."""
     bootstrap = settings.require_kafka()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000,
+                                **settings.kafka.client_options())
     try:
         await admin.start()
     except KafkaConnectionError as exc:
@@ -38,7 +39,7 @@ async def ensure_topics(settings: Settings, topics: Iterable[str] | None = None)
         existing = set(await admin.list_topics())
         wanted = [t for t in (topics or all_topics(settings)) if t not in existing]
         if wanted:
-            partitions = settings.broker["topic_partitions"]
+            partitions = settings.kafka.broker["topic_partitions"]
             try:
                 await admin.create_topics(
                     [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in wanted]
@@ -51,7 +52,8 @@ async def ensure_topics(settings: Settings, topics: Iterable[str] | None = None)
 
 async def start_producer(settings: Settings, **kwargs: Any) -> AIOKafkaProducer:
     bootstrap = settings.require_kafka()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, **kwargs)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2,
+                                **settings.kafka.client_options(), **kwargs)
     try:
         await producer.start()
     except KafkaConnectionError as exc:
@@ -61,18 +63,21 @@ async def start_producer(settings: Settings, **kwargs: Any) -> AIOKafkaProducer:
 
 
 async def start_consumer(
-    settings: Settings, *topics: str, group: str | None = None, from_beginning: bool = True
+    settings: Settings, *topics: str, group: str | None = None, from_beginning: bool = True,
+    auto_commit: bool = True,
 ) -> AIOKafkaConsumer:
+    """A started consumer; with ``auto_commit=False`` the caller commits what it has handled."""
     bootstrap = settings.require_kafka()
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
         group_id=group or f"streamrec-reader-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest" if from_beginning else "latest",
-        session_timeout_ms=settings.broker["consumer_session_timeout_ms"],
-        heartbeat_interval_ms=settings.broker["consumer_heartbeat_interval_ms"],
-        enable_auto_commit=True,
-        fetch_max_wait_ms=settings.broker.get("fetch_max_wait_ms") or 500,
+        session_timeout_ms=settings.kafka.broker["consumer_session_timeout_ms"],
+        heartbeat_interval_ms=settings.kafka.broker["consumer_heartbeat_interval_ms"],
+        enable_auto_commit=auto_commit,
+        fetch_max_wait_ms=settings.kafka.broker.get("fetch_max_wait_ms") or 500,
+        **settings.kafka.client_options(),
     )
     try:
         await consumer.start()

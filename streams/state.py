@@ -27,6 +27,13 @@ TYPE_WEIGHT = {"view": 0.5, "click": 1.0, "rating": 1.0, "add_to_cart": 2.0, "pu
 
 @dataclass(slots=True)
 class StateConfig:
+    """How much the worker keeps per user.
+
+    ``history_length`` is a user-state setting (interactions kept for the candidate sources and
+    the model's input), not the model's sequence length: the client cuts each history to the
+    live version's ``seq_len`` (its model card) when it builds the model's input.
+    """
+
     history_length: int = 50
     session_gap_ms: int = 30 * 60 * 1000
     interest_half_life_ms: int = 7 * 24 * 3600 * 1000

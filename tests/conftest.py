@@ -2,6 +2,7 @@
 
 Each test that runs a worker gets its own app id and topic names (a consumer closed during a
 pending join can wedge a group on the embedded broker for good) and a flushed Redis database.
+The cost markers (unit, integration, faults) are set by folder in the repository's conftest.py.
 """
 
 from __future__ import annotations
@@ -67,15 +68,15 @@ def stream_env(
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "REDIS_URL": redis_url,
         "TRITON_URL": "",
-        "STREAMREC_PROFILE": "embedded",
+        "STREAMREC_KAFKA__PROFILE": "embedded",
         "STREAMREC_HOME": str(tmp_path / "home"),
-        "STREAMREC_APP_ID": f"streamrec-test-{tag}",
-        "STREAMREC_CLICKS_TOPIC": f"clicks-{tag}",
-        "STREAMREC_DLQ_TOPIC": f"clicks-{tag}.dlq",
-        "STREAMREC_ITEMS_TOPIC": f"items-{tag}",
-        "STREAMREC_RECOMMENDATIONS_TOPIC": f"recommendations-{tag}",
-        "STREAMREC_MODEL_EVENTS_TOPIC": f"model-events-{tag}",
-        "STREAMREC_IMPRESSIONS_TOPIC": f"impressions-{tag}",
+        "STREAMREC_WORKER__APP_ID": f"streamrec-test-{tag}",
+        "STREAMREC_KAFKA__CLICKS_TOPIC": f"clicks-{tag}",
+        "STREAMREC_KAFKA__DLQ_TOPIC": f"clicks-{tag}.dlq",
+        "STREAMREC_KAFKA__ITEMS_TOPIC": f"items-{tag}",
+        "STREAMREC_KAFKA__RECOMMENDATIONS_TOPIC": f"recommendations-{tag}",
+        "STREAMREC_KAFKA__MODEL_EVENTS_TOPIC": f"model-events-{tag}",
+        "STREAMREC_KAFKA__IMPRESSIONS_TOPIC": f"impressions-{tag}",
     }
 
 

@@ -104,9 +104,9 @@ def _seed_run(
             lambda h, m=cold_model, n=new_items: score_histories(m, h, new_items=n), cold))
         out[variant] = metrics
     baselines: dict[str, Any] = {
-        "most_popular": lambda: MostPopular(len(split.vocab)),
-        "item_knn": lambda: ItemKNN(len(split.vocab)),
-        "als_mf": lambda: ImplicitALS(len(split.vocab), seed=seed),
+        "most_popular": lambda: MostPopular(split.vocab.table_rows),
+        "item_knn": lambda: ItemKNN(split.vocab.table_rows),
+        "als_mf": lambda: ImplicitALS(split.vocab.table_rows, seed=seed),
     }
     if vectors is not None:
         baselines["text_zero_shot"] = lambda: TextZeroShot(vectors)

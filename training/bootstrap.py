@@ -21,7 +21,7 @@ DEMO_BUDGET_S = 75.0
 def has_version(settings: Settings) -> bool:
     from streamrec.core.versions import latest_version
 
-    return latest_version(settings.model_repository / settings.model_name) is not None
+    return latest_version(settings.triton.model_repository / settings.triton.model_name) is not None
 
 
 def ensure_demo_model(settings: Settings, say: Callable[[str], object] = print) -> int | None:
@@ -38,13 +38,14 @@ def ensure_demo_model(settings: Settings, say: Callable[[str], object] = print) 
     from training.text_encoder import cached_item_vectors
     from training.train import TrainConfig, save_checkpoint, train_model
 
-    say(f"no model in {settings.model_repository}/{settings.model_name}: training a small "
+    triton = settings.triton
+    say(f"no model in {triton.model_repository}/{triton.model_name}: training a small "
         f"demo model first (about a minute; `streamrec train` trains the full one)")
     catalog = movielens_catalog()
     split = LeaveOneOut.from_interactions(movielens_interactions(), [c.item_id for c in catalog])
     texts = {c.item_id: c.text for c in catalog}
     vectors = cached_item_vectors(
-        [texts.get(i, i) for i in split.vocab.items], settings.model_repository,
+        [texts.get(i, i) for i in split.vocab.items], settings.triton.model_repository,
         settings.artifacts / "cache",
     )
     text_vectors = np.vstack([np.zeros((1, vectors.shape[1]), np.float32), vectors])
@@ -52,8 +53,8 @@ def ensure_demo_model(settings: Settings, say: Callable[[str], object] = print) 
     result = train_model(split, text_vectors, config)
     checkpoint = Path(settings.artifacts) / "checkpoints" / "demo.pt"
     save_checkpoint(result, checkpoint, {"data": {"dataset": "ml-100k", "purpose": "demo"}})
-    version = publish_version(checkpoint, settings.model_repository, settings.model_name,
+    version = publish_version(checkpoint, triton.model_repository, triton.model_name,
                               metrics={"valid": result.valid})
-    say(f"published {settings.model_name}:{version} (valid NDCG@10 "
+    say(f"published {settings.triton.model_name}:{version} (valid NDCG@10 "
         f"{result.valid['ndcg@10']:.4f}, {result.epochs_run} epochs, {result.seconds:.0f} s)")
     return version

@@ -10,13 +10,13 @@ For items that arrive on the ``items`` topic with text, :func:`refresh_catalog`
 4. extends ``vocab.json`` and writes a model card naming the parent version ("catalog refresh"),
 5. publishes the result atomically as the next version (same weights otherwise).
 
-Triton (poll mode) loads the new version and the workers' clients switch to it.
+The catalogue service (``streamrec catalog``, :mod:`training.catalog_service`) is the one caller
+in a deployment. Triton (poll mode) loads the new version and the workers' clients switch to it.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import shutil
 import time
@@ -28,11 +28,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from streamrec.core import versions
+from streamrec.core.model_card import MODEL_CARD_FILE, read_model_card, write_model_card
 
 log = logging.getLogger(__name__)
 
 TABLE = "item_embeddings"
-_NOT_COPIED = {versions.MODEL_FILE, versions.VOCAB_FILE, versions.MODEL_CARD_FILE, "__pycache__"}
+_NOT_COPIED = {versions.MODEL_FILE, versions.VOCAB_FILE, MODEL_CARD_FILE, "__pycache__"}
 
 
 class TextEncoderLike(Protocol):
@@ -85,7 +86,7 @@ def append_item_rows(model: Any, rows: np.ndarray) -> int:
     return int(old.shape[0])
 
 
-def check_new_rows_scored(model_path: Path, first_new: int, seq_len: int = 50) -> None:
+def check_new_rows_scored(model_path: Path, first_new: int, seq_len: int) -> None:
     """Run the edited model once: with every old item excluded, its top item must be new."""
     import onnxruntime as ort
 
@@ -121,7 +122,7 @@ def refresh_catalog(
     rows = item_rows(version_dir, np.asarray(encoder.encode([fresh[i] for i in ids])))
     model = onnx.load(str(version_dir / versions.MODEL_FILE))
     first_new = append_item_rows(model, rows)
-    if first_new != len(vocab) + 1:
+    if first_new != vocab.table_rows:
         raise ValueError(f"vocab.json has {len(vocab)} items but the table {first_new - 1} rows")
     staged = versions.staging_dir(model_dir)
     try:
@@ -129,21 +130,17 @@ def refresh_catalog(
             if source.name not in _NOT_COPIED:
                 copy = shutil.copytree if source.is_dir() else shutil.copy2
                 copy(source, staged / source.name)
+        card = read_model_card(version_dir)
         onnx.save(model, str(staged / versions.MODEL_FILE))
-        check_new_rows_scored(staged / versions.MODEL_FILE, first_new)
-        items = [*vocab.ids[1:], *ids]
-        (staged / versions.VOCAB_FILE).write_text(json.dumps({"items": items}))
-        card = versions.read_model_card(version_dir)
+        check_new_rows_scored(staged / versions.MODEL_FILE, first_new, card.seq_len)
+        extended = vocab.extended(ids)
+        extended.save(staged)
         parent = int(version_dir.name)
-        card.update({
-            "kind": "catalog refresh",
-            "parent_version": parent,
-            "weights_version": card.get("weights_version", parent),
-            "created_at": time.time(),
-            "catalog_refresh": {"added": len(ids), "items_before": len(vocab),
-                                "items_after": len(items), "sample": ids[:10]},
-        })
-        (staged / versions.MODEL_CARD_FILE).write_text(json.dumps(card, indent=2))
+        write_model_card(staged, card.derived(
+            "catalog refresh", parent, n_items=len(extended),
+            details={"added": len(ids), "items_before": len(vocab),
+                     "items_after": len(extended), "sample": ids[:10]},
+        ))
         version = versions.publish(model_dir, staged)
     except BaseException:
         versions.discard_staging(staged)
@@ -165,18 +162,24 @@ def _catalog_lock(model_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def base_version(model_dir: Path, model_repository: Path | None = None) -> int | None:
+    """The version a catalogue refresh extends: the live one
+    (:func:`streamrec.core.versions.live_version`); None when nothing is published yet."""
+    return versions.live_version(model_repository or model_dir.parent, model_dir.name)
+
+
 def refresh_latest(
     model_dir: Path, new_items: dict[str, str], encoder: TextEncoderLike | None = None,
     *, model_repository: Path | None = None,
 ) -> int | None:
-    """Refresh the version in use (the pinned one, else the newest) under a lock.
+    """Refresh the version in use (:func:`base_version`) under a lock.
 
     When a version is pinned, the pin moves to the refreshed version (same weights, more items).
     """
     repository = model_repository or model_dir.parent
     with _catalog_lock(model_dir):
         pinned = versions.read_pin(repository, model_dir.name)
-        base = pinned if pinned is not None else versions.latest_version(model_dir)
+        base = base_version(model_dir, repository)
         if base is None:
             raise FileNotFoundError(f"no published version in {model_dir}")
         version = refresh_catalog(model_dir / str(base), new_items, encoder,

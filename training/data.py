@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from streamrec.core.config import UserError
+from streamrec.core.versions import Vocabulary
 
 PAD = 0  # vocabulary index 0 is padding
 
@@ -170,6 +171,7 @@ def read_clicks_from_kafka(
     idle_polls: int = 3,
     poll_timeout_ms: int = 500,
     connect_timeout_s: float = 15.0,
+    client_options: dict[str, Any] | None = None,
 ) -> Interactions:
     """Replay ``topic`` (the ``clicks`` contract) from the beginning until a fetch returns
     nothing new; the result iterates as (user_id, item_id, ts) rows in stable time order.
@@ -191,6 +193,7 @@ def read_clicks_from_kafka(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         fetch_max_wait_ms=50,
+        **(client_options or {}),  # the kafka section's security (Settings.kafka)
     )
     events: list[dict[str, Any]] = []
     empty = 0
@@ -216,32 +219,6 @@ def read_clicks_from_kafka(
 
 
 # --- vocabulary and the leave-one-out split --------------------------------------------------
-@dataclass
-class Vocabulary:
-    """item_id <-> index; index 0 is padding."""
-
-    items: list[str]
-
-    def __post_init__(self) -> None:
-        self.index = {item: i + 1 for i, item in enumerate(self.items)}
-
-    def __len__(self) -> int:
-        return len(self.items) + 1  # with padding
-
-    def encode(self, items: Iterable[str]) -> list[int]:
-        return [self.index[i] for i in items if i in self.index]
-
-    def decode(self, index: int) -> str:
-        return self.items[index - 1]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"items": self.items}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Vocabulary:
-        return cls(list(data["items"]))
-
-
 @dataclass
 class LeaveOneOut:
     """Per user: train = all but the last two, valid = second-to-last, test = last.
@@ -282,7 +259,7 @@ class LeaveOneOut:
         return histories, np.asarray(targets, dtype=np.int64), excluded
 
     def train_counts(self) -> np.ndarray:
-        counts = np.zeros(len(self.vocab), dtype=np.int64)
+        counts = np.zeros(self.vocab.table_rows, dtype=np.int64)
         for s in self.train_sequences():
             np.add.at(counts, np.asarray(s, dtype=np.int64), 1)
         return counts

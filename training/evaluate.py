@@ -97,7 +97,7 @@ def cold_split(
     rng = np.random.default_rng(seed)
     n = len(vocab.items)
     cold = np.sort(rng.choice(np.arange(1, n + 1), size=int(round(share * n)), replace=False))
-    is_cold = np.zeros(len(vocab), dtype=bool)
+    is_cold = np.zeros(vocab.table_rows, dtype=bool)
     is_cold[cold] = True
     warm_sequences, histories, targets, excluded = [], [], [], []
     for seq in full.sequences:

@@ -2,23 +2,21 @@
 
 One version directory ``<repo>/<model>/<N>/`` holds (docs/CONTRACTS.md):
 
-- ``model.onnx``: ``item_seq`` [B, 50] + ``exclude_items`` [B, E] -> ``top_items`` [B, K],
+- ``model.onnx``: ``item_seq`` [B, L] + ``exclude_items`` [B, E] -> ``top_items`` [B, K],
   ``top_scores`` [B, K]; scoring and top-K inside the graph; the fused item table is one plain
   initializer named ``item_embeddings`` [V+1, d] (rows can be appended without torch);
 - ``item_tower.onnx``: ``text_vectors`` [B, 384] -> ``item_vectors`` [B, d] for new items;
-- ``vocab.json``, ``model_card.json`` and ``model.py`` (the CPU variant's python backend).
+- ``vocab.json``, ``model_card.json`` (:class:`~streamrec.core.model_card.ModelCard`: L is its
+  ``seq_len``, K its ``k``) and ``model.py`` (the CPU variant's python backend).
 
-The directory is built under a staging directory on the same filesystem and renamed into place,
-so Triton (polling) and the workers never see half a version.
+The directory is built in a staging directory inside the model directory and published with
+:func:`streamrec.core.versions.publish` (one rename), so Triton (polling) and the workers never
+see half a version.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,12 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from streamrec.core import versions
+from streamrec.core.model_card import ModelCard, read_model_card, write_model_card
 from training.model import SequenceRecommender
 
 TOP_K = 100
 TABLE_NAME = "item_embeddings"
-MODEL_FILE = "model.onnx"
-ITEM_TOWER_FILE = "item_tower.onnx"
 OPSET = 17
 
 
@@ -132,12 +130,6 @@ def export_item_tower(model: SequenceRecommender, path: Path) -> None:
 
 
 # --- versions --------------------------------------------------------------------------------
-def versions(model_dir: Path) -> list[int]:
-    if not model_dir.exists():
-        return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
-
-
 def publish_version(
     checkpoint: Path,
     repo_dir: Path,
@@ -145,91 +137,58 @@ def publish_version(
     *,
     metrics: dict[str, Any] | None = None,
     parent_version: int | None = None,
-    staging_root: Path | None = None,
     k: int = TOP_K,
+    kind: str = "training",
+    reason: str = "",
 ) -> int:
     """Export ``checkpoint`` as the next version of ``repo_dir/model_name``; return its number.
 
-    Built in a temporary directory under ``staging_root`` (default ``<artifacts>/staging``; a
-    hidden directory inside the model directory when that is another filesystem) and published
-    with one ``os.rename``. ``metrics`` default to the checkpoint's own test metrics.
+    Built in a staging directory inside the model directory and published with one rename.
+    ``metrics`` default to the checkpoint's own test metrics; ``kind`` and ``reason`` go to the
+    model card (the trainer publishes ``retrain`` versions with its gate's reason).
     """
     from training.train import load_checkpoint
 
     model, vocab, payload = load_checkpoint(checkpoint)
     model_dir = repo_dir / model_name
     model_dir.mkdir(parents=True, exist_ok=True)
-    staging_root = _staging_root(model_dir, staging_root)
-    build = Path(tempfile.mkdtemp(prefix=f".{model_name}-", dir=staging_root))
+    staged = versions.staging_dir(model_dir)
     try:
-        export_ranking_onnx(model, build / MODEL_FILE, k)
+        export_ranking_onnx(model, staged / versions.MODEL_FILE, k)
         if model.config.use_text:
-            export_item_tower(model, build / ITEM_TOWER_FILE)
-        (build / "vocab.json").write_text(json.dumps(vocab.to_json()))
+            export_item_tower(model, staged / versions.ITEM_TOWER_FILE)
+        vocab.save(staged)
         template = model_dir / "model.py"
         if template.exists():
-            shutil.copy(template, build / "model.py")
-        card = {
-            "model": model_name,
-            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "parent_version": parent_version,
-            "checkpoint": str(checkpoint),
-            "seed": payload.get("train_config", {}).get("seed"),
-            "metrics": metrics if metrics is not None else payload.get("metrics", {}),
-            "valid": payload.get("valid", {}),
-            "data": payload.get("data", {}),
-            "config": {"model": payload["model_config"], "train": payload.get("train_config")},
-            "top_k": top_k_for(model.config.n_items, k),
-            "n_items": len(vocab.items),
-        }
-        (build / "model_card.json").write_text(json.dumps(card, indent=2))
-        os.chmod(build, 0o755)
-        return _rename_into_place(build, model_dir)
-    finally:
-        if build.exists():
-            shutil.rmtree(build, ignore_errors=True)
+            shutil.copy(template, staged / "model.py")
+        write_model_card(staged, ModelCard(
+            n_items=len(vocab),
+            seq_len=model.config.max_len,
+            k=top_k_for(model.config.n_items, k),
+            kind=kind,
+            reason=reason,
+            parent_version=parent_version,
+            metrics=metrics if metrics is not None else payload.get("metrics", {}),
+            model_name=model_name,
+            checkpoint=str(checkpoint),
+            seed=payload.get("train_config", {}).get("seed"),
+            config={"model": payload["model_config"], "train": payload.get("train_config")},
+            data=payload.get("data", {}),
+            valid=payload.get("valid", {}),
+        ))
+        return versions.publish(model_dir, staged)
+    except BaseException:
+        versions.discard_staging(staged)
+        raise
 
 
-def _staging_root(model_dir: Path, requested: Path | None) -> Path:
-    """Where a version is built: ``requested`` (default ``<artifacts>/staging``) if it is on the
-    model directory's filesystem (``os.rename`` is atomic only there), else the model directory
-    itself under a hidden name (Triton loads numeric version directories only)."""
-    if requested is None:
-        from streamrec.core.config import Settings
-
-        requested = Settings.from_env().artifacts / "staging"
-    try:
-        requested.mkdir(parents=True, exist_ok=True)
-        if os.stat(requested).st_dev == os.stat(model_dir).st_dev:
-            return requested
-    except OSError:
-        pass
-    return model_dir
-
-
-def _rename_into_place(build: Path, model_dir: Path) -> int:
-    """Rename ``build`` to the next free version number (retries if another publisher won)."""
-    for _ in range(100):
-        version = (versions(model_dir) or [0])[-1] + 1
-        try:
-            os.rename(build, model_dir / str(version))
-            return version
-        except OSError:
-            if (model_dir / str(version)).exists():
-                continue
-            raise
-    raise RuntimeError(f"could not publish a version under {model_dir}")
-
-
-def load_version(version_dir: Path, threads: int = 1) -> tuple[Any, list[str], dict[str, Any]]:
-    """(onnxruntime session, vocabulary items, model card) of a published version."""
+def load_version(version_dir: Path, threads: int = 1) -> tuple[Any, versions.Vocabulary, ModelCard]:
+    """(onnxruntime session, vocabulary, model card) of a published version."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(
-        str(version_dir / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+        str(version_dir / versions.MODEL_FILE), options, providers=["CPUExecutionProvider"]
     )
-    items = json.loads((version_dir / "vocab.json").read_text())["items"]
-    card = json.loads((version_dir / "model_card.json").read_text())
-    return session, items, card
+    return session, versions.Vocabulary.load(version_dir), read_model_card(version_dir)

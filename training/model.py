@@ -25,14 +25,22 @@ from typing import Any
 import torch
 from torch import nn
 
+from streamrec.core.model_card import DEFAULT_SEQ_LEN
+
 
 @dataclass
 class ModelConfig:
-    n_items: int  # vocabulary size including padding (index 0)
+    """The model's hyperparameters; :class:`training.train.TrainConfig` holds one.
+
+    ``n_items`` (the vocabulary size including padding, index 0) and ``extra_dims`` come from
+    the data: 0 and empty until a vocabulary sets them (:meth:`TrainConfig.model_config`).
+    """
+
+    n_items: int = 0
     dim: int = 64
     layers: int = 2
     heads: int = 2
-    max_len: int = 50
+    max_len: int = DEFAULT_SEQ_LEN  # recorded as seq_len in each version's model card
     dropout: float = 0.2
     use_ids: bool = True
     use_text: bool = True

@@ -9,7 +9,7 @@ Text vectors are cached under ``<artifacts>/text-vectors/``.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,8 @@ def load_dataset(
         catalog = [c.item_id for c in catalog_text]
     else:
         if name == "kafka":
-            data = read_clicks_from_kafka(settings.require_kafka(), settings.clicks_topic)
+            data = read_clicks_from_kafka(settings.require_kafka(), settings.kafka.clicks_topic,
+                                          client_options=settings.kafka.client_options())
         else:
             path = Path(name)
             if not path.exists():
@@ -113,7 +114,7 @@ def text_matrix(dataset: Dataset, vocab_items: list[str], settings: Settings) ->
 
     texts = [dataset.texts.get(item, "") for item in vocab_items]
     vectors = cached_item_vectors(
-        texts, settings.model_repository, settings.artifacts / "text-vectors"
+        texts, settings.triton.model_repository, settings.artifacts / "text-vectors"
     )
     return np.vstack([np.zeros((1, vectors.shape[1]), dtype=np.float32), vectors])
 
@@ -141,11 +142,13 @@ def train_variant(
 ) -> dict[str, Any]:
     """Train one variant, save its checkpoint (with valid/test metrics); return the metrics."""
     from training.evaluate import evaluate, loo_cases
+    from training.model import ModelConfig
     from training.train import TrainConfig, save_checkpoint, score_histories, train_model
 
     base = variant.removesuffix("-cold")
     use_text = base == "text+id" and text_vectors is not None
-    config = replace(TrainConfig(seed=seed, use_text=use_text), **(overrides or {}))
+    config = TrainConfig(seed=seed, model=ModelConfig(use_text=use_text)).with_overrides(
+        **(overrides or {}))
     result = train_model(split, text_vectors if use_text else None, config, progress=progress,
                          init_state=init_state)
     metrics = evaluate(lambda h: score_histories(result.model, h), loo_cases(split, "test"),

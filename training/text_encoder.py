@@ -11,11 +11,15 @@ sentence-transformers does for this model.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
+
+from streamrec.core import versions
+from streamrec.core.atomic import write_bytes_atomic
 
 DIM = 384
 MAX_TOKENS = 64
@@ -39,10 +43,19 @@ def text_encoder_dir(model_repository: Path) -> Path:
     return model_repository / "text_encoder" / "1"
 
 
+def _complete(directory: Path) -> bool:
+    return (directory / ONNX_NAME).exists() and (directory / TOKENIZER_NAME).exists()
+
+
 def export_text_encoder(model_repository: Path) -> Path:
-    """Export MiniLM to ``<repo>/text_encoder/1/model.onnx`` (+ tokenizer) if not there yet."""
+    """Export MiniLM to ``<repo>/text_encoder/1/model.onnx`` (+ tokenizer) if not there yet.
+
+    Built in a staging directory and renamed into place (:mod:`streamrec.core.versions`), so
+    Triton and other processes see no version or a complete one; when two processes export at
+    once, the first rename wins and the other's copy is discarded.
+    """
     target = text_encoder_dir(model_repository)
-    if (target / ONNX_NAME).exists() and (target / TOKENIZER_NAME).exists():
+    if _complete(target):
         return target
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -62,25 +75,29 @@ def export_text_encoder(model_repository: Path) -> Path:
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(pooled, dim=-1)
 
-    staging = target.parent / f".staging-{os.getpid()}"
-    staging.mkdir(parents=True, exist_ok=True)
-    ids = torch.ones((2, 8), dtype=torch.int64)
-    with torch.no_grad():
-        torch.onnx.export(
-            MeanPooled(), (ids, torch.ones_like(ids)), str(staging / ONNX_NAME),
-            input_names=["input_ids", "attention_mask"], output_names=["embedding"],
-            dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
-                          "attention_mask": {0: "batch", 1: "tokens"},
-                          "embedding": {0: "batch"}},
-            opset_version=17, dynamo=False,
-        )
-    shutil.copy(source / TOKENIZER_NAME, staging / TOKENIZER_NAME)
-    template = target.parent / "model.py"  # the python-backend model for Triton
-    if template.exists():
-        shutil.copy(template, staging / "model.py")
-    if target.exists():
+    staging = versions.staging_dir(target.parent)
+    try:
+        ids = torch.ones((2, 8), dtype=torch.int64)
+        with torch.no_grad():
+            torch.onnx.export(
+                MeanPooled(), (ids, torch.ones_like(ids)), str(staging / ONNX_NAME),
+                input_names=["input_ids", "attention_mask"], output_names=["embedding"],
+                dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
+                              "attention_mask": {0: "batch", 1: "tokens"},
+                              "embedding": {0: "batch"}},
+                opset_version=17, dynamo=False,
+            )
+        shutil.copy(source / TOKENIZER_NAME, staging / TOKENIZER_NAME)
+        template = target.parent / "model.py"  # the python-backend model for Triton
+        if template.exists():
+            shutil.copy(template, staging / "model.py")
+    except BaseException:
+        versions.discard_staging(staging)
+        raise
+    if target.exists() and not _complete(target):  # left half-written by an older export
         shutil.rmtree(target)
-    staging.rename(target)
+    if not versions.rename_into_place(staging, target):
+        versions.discard_staging(staging)  # another process published it first
     return target
 
 
@@ -116,11 +133,11 @@ class TextEncoder:
 
 def encode_texts(texts: list[str], model_repository: Path | None = None) -> np.ndarray:
     """[N, 384] MiniLM vectors of ``texts`` via the exported ONNX file (no torch needed once
-    the file exists). ``model_repository`` defaults to ``Settings.model_repository``."""
+    the file exists). ``model_repository`` defaults to ``settings.triton.model_repository``."""
     if model_repository is None:
         from streamrec.core.config import Settings
 
-        model_repository = Settings.from_env().model_repository
+        model_repository = Settings.from_env().triton.model_repository
     directory = text_encoder_dir(model_repository)
     if not (directory / ONNX_NAME).exists():
         directory = export_text_encoder(model_repository)
@@ -147,7 +164,7 @@ def cached_item_vectors(
         return np.load(path)
     vectors = _encoder(export_text_encoder(model_repository)).encode(texts)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, vectors)
-    tmp.rename(path)
+    buffer = io.BytesIO()
+    np.save(buffer, vectors)
+    write_bytes_atomic(path, buffer.getvalue())
     return vectors

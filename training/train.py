@@ -7,12 +7,11 @@ ID dropout, early stopping on validation NDCG@10, fixed seeds, best-state checkp
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from streamrec.core.atomic import replace_atomically, write_json_atomic
 from streamrec.core.metrics import mask_scores, ranking_metrics, target_ranks
 from training.data import LeaveOneOut, Vocabulary, pad_left
 from training.model import ModelConfig, SequenceRecommender
@@ -27,6 +27,9 @@ from training.model import ModelConfig, SequenceRecommender
 
 @dataclass
 class TrainConfig:
+    """How to train; the model's own hyperparameters are ``model`` (defined once there)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
     seed: int = 0
     epochs: int = 60
     batch_size: int = 64
@@ -34,29 +37,33 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_epochs: int = 2
     patience: int = 10
-    dim: int = 64
-    layers: int = 2
-    heads: int = 2
-    max_len: int = 50
-    dropout: float = 0.2
-    id_dropout: float = 0.1
-    use_ids: bool = True
-    use_text: bool = True
     time_budget_s: float = 210.0  # a safety net; epochs and patience decide normally
     # one intra-op thread: on a loaded 2-core machine two threads were 10x slower (spin waits)
     threads: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def model_config(self, n_items: int) -> ModelConfig:
-        return ModelConfig(
-            n_items=n_items, dim=self.dim, layers=self.layers, heads=self.heads,
-            max_len=self.max_len, dropout=self.dropout, use_ids=self.use_ids,
-            use_text=self.use_text, id_dropout=self.id_dropout if self.use_text else 0.0,
-        )
+    def model_config(self, n_items: int, extra_dims: list[int] | None = None) -> ModelConfig:
+        """The model's configuration for a vocabulary of ``n_items`` (with padding); ID
+        dropout only where there is content to score an item without its ID."""
+        return replace(self.model, n_items=n_items, extra_dims=list(extra_dims or []),
+                       id_dropout=self.model.id_dropout if self.model.use_text else 0.0)
+
+    def with_overrides(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes``; model hyperparameters (``dim``, ``layers``, ...) go to
+        ``model``, the rest to the training fields.
+
+        >>> TrainConfig().with_overrides(dim=32, epochs=3).model.dim
+        32
+        """
+        model_fields = {f.name for f in fields(ModelConfig)}
+        model = {k: v for k, v in changes.items() if k in model_fields}
+        train = {k: v for k, v in changes.items() if k not in model_fields}
+        return replace(self, model=replace(self.model, **model), **train)
 
     @property
     def variant(self) -> str:
-        return "text+id" if self.use_text and self.use_ids else ("text" if self.use_text else "id")
+        use_text, use_ids = self.model.use_text, self.model.use_ids
+        return "text+id" if use_text and use_ids else ("text" if use_text else "id")
 
 
 @dataclass
@@ -149,9 +156,8 @@ def train_model(
     started = time.monotonic()
     seed_everything(config.seed)
     torch.set_num_threads(config.threads)
-    n_items = len(split.vocab)
-    model_config = config.model_config(n_items)
-    model_config.extra_dims = [v.shape[1] for v in extra_vectors or []]
+    n_items = split.vocab.table_rows
+    model_config = config.model_config(n_items, [v.shape[1] for v in extra_vectors or []])
     model = SequenceRecommender(
         model_config,
         torch.from_numpy(text_vectors) if text_vectors is not None else None,
@@ -159,7 +165,7 @@ def train_model(
     )
     if init_state is not None:
         model.load_state_dict(init_state, strict=False)
-    windows = torch.from_numpy(training_windows(split.train_sequences(), config.max_len))
+    windows = torch.from_numpy(training_windows(split.train_sequences(), model_config.max_len))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(windows) / config.batch_size))
@@ -185,8 +191,8 @@ def train_model(
             batch = windows[order[start : start + config.batch_size]]
             inputs, labels = batch[:, :-1], batch[:, 1:]
             drop = None
-            if config.use_text and config.use_ids and config.id_dropout > 0:
-                drop = torch.rand(n_items, generator=generator) < config.id_dropout
+            if model_config.use_text and model_config.use_ids and model_config.id_dropout > 0:
+                drop = torch.rand(n_items, generator=generator) < model_config.id_dropout
             real = labels != 0
             logits = model(inputs, drop, real)
             loss = torch.nn.functional.cross_entropy(logits, labels[real])
@@ -240,11 +246,9 @@ def save_checkpoint(result: TrainResult, path: Path, extra: dict[str, Any] | Non
         "history": result.history,
         **(extra or {}),
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    tmp.rename(path)
-    path.with_suffix(".json").write_text(json.dumps(
-        {k: v for k, v in payload.items() if k != "state"}, indent=2))
+    replace_atomically(path, lambda tmp: torch.save(payload, tmp))
+    write_json_atomic(path.with_suffix(".json"),
+                      {k: v for k, v in payload.items() if k != "state"})
 
 
 def load_checkpoint(path: Path) -> tuple[SequenceRecommender, Vocabulary, dict[str, Any]]:
@@ -269,13 +273,13 @@ def warm_start_state(checkpoint: Path, vocab: Vocabulary) -> dict[str, torch.Ten
     key = "items.id_embedding.weight"
     if key in state:
         weights = state[key]
-        fresh = torch.randn(len(vocab), weights.shape[1]) * weights.shape[1] ** -0.5
+        fresh = torch.randn(vocab.table_rows, weights.shape[1]) * weights.shape[1] ** -0.5
         fresh[0] = 0.0
         new_rows, old_rows = [], []
         for index, item in enumerate(vocab.items, start=1):
-            if item in old.index:
+            if item in old.index_of:
                 new_rows.append(index)
-                old_rows.append(old.index[item])
+                old_rows.append(old.index_of[item])
         fresh[new_rows] = weights[old_rows]
         state[key] = fresh
     return state

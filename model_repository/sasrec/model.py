@@ -1,8 +1,11 @@
 """Triton python-backend model: runs this version's ``model.onnx`` with onnxruntime (CPU).
 
-Template kept at ``model_repository/sasrec/model.py``; ``training.export.publish_version`` copies
-it into every version directory. Requests that Triton's dynamic batcher hands over together are
-concatenated (``exclude_items`` right-padded with 0, the padding index) and run as one batch.
+The one sasrec python backend: kept at ``model_repository/sasrec/model.py``;
+``training.export.publish_version`` copies it into every version directory, and so does the
+testing model (``inference.testing_model``), so tests run the file production runs.
+
+Requests that Triton's dynamic batcher hands over together are concatenated (``exclude_items``
+right-padded with 0, the padding index) and run as one batch.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import importlib
 import logging
 import sys
 
+from streamrec import __version__
 from streamrec.core.config import UserError
 
 # subcommand modules, in the order ``--help`` lists them
@@ -22,6 +23,7 @@ COMMAND_MODULES = [
     "streamrec.cli.train",  # train, eval
     "streamrec.cli.serve",  # bench, model
     "streamrec.cli.adapt",  # replay, trainer
+    "streamrec.cli.config",  # config
 ]
 
 
@@ -30,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="streamrec", description="A streaming, real-time recommender."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"streamrec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

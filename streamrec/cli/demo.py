@@ -23,9 +23,10 @@ from tqdm import tqdm
 from streamrec.cli.producer import movielens_events, movielens_items, send_all
 from streamrec.core.config import Settings, UserError
 from streamrec.core.embedded import pid_alive, stop_pid
-from streams.app import WORKERS_READY_KEY
+from streamrec.core.metrics import percentile
 from streams.kafka_io import ensure_topics, start_consumer
 from streams.malformed import mix_malformed
+from streams.runtime import WORKERS_READY_KEY
 
 
 @dataclass
@@ -50,14 +51,6 @@ class DemoResult:
     dlq_reasons: dict[str, int] = field(default_factory=dict)
     first_sent: float = 0.0
     last_received: float = 0.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    idx = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[idx]
 
 
 def start_workers(settings: Settings, n: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
@@ -111,11 +104,12 @@ async def replay_and_collect(settings: Settings, options: DemoOptions) -> tuple[
     users = {e["user_id"] for e in events}
     result = DemoResult()
     consumer = await start_consumer(
-        settings, settings.recommendations_topic, settings.dlq_topic, from_beginning=True
+        settings, settings.kafka.recommendations_topic, settings.kafka.dlq_topic,
+        from_beginning=True,
     )
     items = movielens_items()
     await send_all(
-        settings, settings.items_topic,
+        settings, settings.kafka.items_topic,
         ((i["item_id"].encode(), json.dumps(i).encode()) for i in items),
         total=len(items), progress=False,
     )
@@ -145,7 +139,7 @@ async def replay_and_collect(settings: Settings, options: DemoOptions) -> tuple[
             for messages in batches.values():
                 for msg in messages:
                     value = json.loads(msg.value)
-                    if msg.topic == settings.dlq_topic:
+                    if msg.topic == settings.kafka.dlq_topic:
                         result.dlq += 1
                         reason = value["reason"].split(":")[0][:60]
                         result.dlq_reasons[reason] = result.dlq_reasons.get(reason, 0) + 1
@@ -164,7 +158,7 @@ async def replay_and_collect(settings: Settings, options: DemoOptions) -> tuple[
 
     collector = asyncio.create_task(collect())
     await send_all(
-        settings, settings.clicks_topic, ((k, v) for k, v, _, _ in records),
+        settings, settings.kafka.clicks_topic, ((k, v) for k, v, _, _ in records),
         total=len(records), rate=options.rate, progress=False, on_sent=on_sent,
     )
     await collector

@@ -110,14 +110,14 @@ async def produce_dataset(
     if with_items:
         items = movielens_items()
         await send_all(
-            settings, settings.items_topic,
+            settings, settings.kafka.items_topic,
             ((i["item_id"].encode(), json.dumps(i).encode()) for i in items), total=len(items),
         )
     events = movielens_events()
     if limit:
         events = events[:limit]
     return await send_all(
-        settings, settings.clicks_topic,
+        settings, settings.kafka.clicks_topic,
         ((e["user_id"].encode(), json.dumps(e).encode()) for e in events),
         total=len(events), rate=rate,
     )
@@ -132,4 +132,4 @@ async def produce_file(settings: Settings, path: Path, *, rate: float = 0.0, lim
                 return
             yield event_key(raw), raw
 
-    return await send_all(settings, settings.clicks_topic, records(), rate=rate)
+    return await send_all(settings, settings.kafka.clicks_topic, records(), rate=rate)

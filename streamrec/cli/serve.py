@@ -19,6 +19,7 @@ from typing import Any
 
 from streamrec.core import versions
 from streamrec.core.config import Settings, UserError
+from streamrec.core.model_card import read_model_card
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,7 +69,7 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
             print(f"  running {line} ...", file=sys.stderr, flush=True)
 
     report = run_benchmark(
-        settings.model_repository, settings.model_name, args.duration,
+        settings.triton.model_repository, settings.triton.model_name, args.duration,
         _ints(args.batches), _ints(args.concurrency), args.threads, progress,
     )
     print(json.dumps(report, indent=2) if args.json else format_table(report))
@@ -76,7 +77,7 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_rerank(args: argparse.Namespace) -> int:
-    from streams.rerank_bench import format_table, run_benchmark
+    from streams.rerank.bench import format_table, run_benchmark
 
     if args.lists < 1:
         raise UserError("--lists must be at least 1")
@@ -99,12 +100,12 @@ def _ints(text: str) -> tuple[int, ...]:
 
 # --- model -------------------------------------------------------------------------------------
 def _model_dir(settings: Settings) -> Path:
-    return settings.model_repository / settings.model_name
+    return settings.triton.model_repository / settings.triton.model_name
 
 
 def triton_states(settings: Settings) -> dict[int, str] | None:
     """{version: state} from Triton's repository index, or None when no Triton answers."""
-    url = settings.resolved().triton_url
+    url = settings.resolved().triton.url
     if not url:
         return None
     try:
@@ -117,34 +118,37 @@ def triton_states(settings: Settings) -> dict[int, str] | None:
     return {
         int(m["version"]): m.get("state", "")
         for m in index.get("models", [])
-        if m.get("name") == settings.model_name and str(m.get("version", "")).isdigit()
+        if m.get("name") == settings.triton.model_name and str(m.get("version", "")).isdigit()
     }
 
 
 def version_table(settings: Settings) -> dict[str, Any]:
 
+    repository, name = settings.triton.model_repository, settings.triton.model_name
     model_dir = _model_dir(settings)
-    pinned = versions.read_pin(settings.model_repository, settings.model_name)
     states = triton_states(settings)
     rows = []
     for version in versions.list_versions(model_dir):
-        card = versions.read_model_card(model_dir / str(version))
-        vocab = json.loads((model_dir / str(version) / versions.VOCAB_FILE).read_text())
+        card = read_model_card(model_dir / str(version))
         rows.append({
             "version": version,
-            "kind": card.get("kind", "training"),
-            "parent": card.get("parent_version"),
-            "weights": card.get("weights_version", version),
-            "items": len(vocab.get("items", [])),
-            "created_at": card.get("created_at"),
-            "metrics": card.get("metrics", {}),
+            "kind": card.kind,
+            "parent": card.parent_version,
+            "weights": card.weights_of(version),
+            "items": len(versions.Vocabulary.load(model_dir / str(version))),
+            "seq_len": card.seq_len,
+            "k": card.k,
+            "created_at": card.created_at,
+            "metrics": card.metrics,
             "triton": None if states is None else states.get(version, "not loaded"),
         })
-    ready = {r["version"] for r in rows if r["triton"] == "READY"}
-    if states is None:
-        ready = {r["version"] for r in rows[-versions.LOADED_VERSIONS:]}
-    live = pinned if pinned in ready else (max(ready) if ready else None)
-    return {"model": settings.model_name, "pinned": pinned, "live": live,
+    if states is None:  # assume Triton keeps the newest versions loaded
+        loaded = [r["version"] for r in rows[-versions.LOADED_VERSIONS:]]
+    else:
+        loaded = [r["version"] for r in rows if r["triton"] == "READY"]
+    pinned = versions.read_pin(repository, name)
+    live = versions.live_version(repository, name, among=loaded)
+    return {"model": settings.triton.model_name, "pinned": pinned, "live": live,
             "triton_reachable": states is not None, "versions": rows}
 
 
@@ -176,26 +180,27 @@ def cmd_model_list(args: argparse.Namespace) -> int:
 
 def cmd_model_pin(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    version = versions.pin(settings.model_repository, settings.model_name, args.version,
-                           args.reason)
-    print(f"pinned {settings.model_name}:{version}; workers switch within a second")
+    triton = settings.triton
+    version = versions.pin(triton.model_repository, triton.model_name, args.version, args.reason)
+    print(f"pinned {settings.triton.model_name}:{version}; workers switch within a second")
     return 0
 
 
 def cmd_model_unpin(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
-    versions.write_pin(settings.model_repository, settings.model_name, None)
-    print(f"unpinned {settings.model_name}: workers follow the newest READY version")
+    versions.write_pin(settings.triton.model_repository, settings.triton.model_name, None)
+    print(f"unpinned {settings.triton.model_name}: workers follow the newest READY version")
     return 0
 
 
 def cmd_model_rollback(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    current, target = versions.rollback_target(settings.model_repository, settings.model_name)
-    version = versions.pin(settings.model_repository, settings.model_name, target,
+    triton = settings.triton
+    current, target = versions.rollback_target(triton.model_repository, triton.model_name)
+    version = versions.pin(triton.model_repository, triton.model_name, target,
                            f"rollback from {current}")
-    print(f"rolled back {settings.model_name}:{current} -> {settings.model_name}:{version}"
+    print(f"rolled back {triton.model_name}:{current} -> {triton.model_name}:{version}"
           + ("" if version == target else f" (a copy of version {target})")
           + "; `streamrec model unpin` to follow new versions again")
     return 0

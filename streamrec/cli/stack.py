@@ -9,11 +9,11 @@ exactly those PIDs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
 
+from streamrec.core.atomic import write_json_atomic
 from streamrec.core.config import Settings, UserError
 from streamrec.core.embedded import pid_alive, start_kafka, start_redis, stop_pid
 
@@ -46,26 +46,26 @@ def stack_up(
     stack = {"pids": {}, "started_by": os.getpid()}
     logs = home / "logs"
     try:
-        if settings.kafka_bootstrap:
-            stack["kafka_external"] = settings.kafka_bootstrap
+        if settings.kafka.bootstrap_servers:
+            stack["kafka_external"] = settings.kafka.bootstrap_servers
         else:
             kafka = start_kafka(kafka_port, logs)
             stack["kafka"], stack["pids"]["kafka"] = kafka.address, kafka.pid
             _say(echo, f"kafka  (tansu, in-memory)  {kafka.address}  pid {kafka.pid}")
-        if settings.redis_url:
-            stack["redis_external"] = settings.redis_url
+        if settings.redis.url:
+            stack["redis_external"] = settings.redis.url
         else:
             redis = start_redis(redis_port, logs)
             stack["redis"] = f"redis://{redis.address}/0"
             stack["pids"]["redis"] = redis.pid
             _say(echo, f"redis  (redis-server 6.2)  {redis.address}  pid {redis.pid}")
-        if triton and not settings.triton_url:
+        if triton and not settings.triton.url:
             _start_triton(settings, stack, logs, echo)
     except BaseException:
         for pid in stack["pids"].values():
             stop_pid(pid)
         raise
-    _write_atomic(settings.stack_file, stack)
+    write_json_atomic(settings.stack_file, stack)
     return stack
 
 
@@ -110,12 +110,6 @@ def cmd_down(args: argparse.Namespace) -> int:
     if stack_down(Settings.from_env()) == 0:
         print("no embedded stack was running")
     return 0
-
-
-def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
 
 
 def _say(echo: bool, line: str) -> None:

@@ -47,20 +47,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_worker(args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
-    from streams.app import build_app
+    from streams.app import PendingRuntime, build_app
     from streams.kafka_io import ensure_topics
 
     settings = Settings.from_env().resolved()
     settings.require_redis()
     asyncio.run(ensure_topics(settings))
-    app = build_app(settings)
-    runtime = app.conf.streamrec_runtime
+    runtime = PendingRuntime(settings)
+    app = build_app(settings, runtime)
 
     class StreamrecWorker(Worker):
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
-            await runtime.started.wait()
-            await runtime.mark_ready()
+            await (await runtime.wait()).mark_ready()
 
         async def on_stop(self) -> None:
             await runtime.close()
@@ -76,7 +75,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env().resolved()
     asyncio.run(ensure_topics(settings))
-    print(f"topics ready ({settings.broker['topic_partitions']} partitions for new ones): "
+    print(f"topics ready ({settings.kafka.broker['topic_partitions']} partitions for new ones): "
           + ", ".join(all_topics(settings)))
     return 0
 
@@ -96,7 +95,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
                 with_items=not args.no_items,
             )
         )
-    print(f"sent {n} events to {settings.clicks_topic}", file=sys.stderr)
+    print(f"sent {n} events to {settings.kafka.clicks_topic}", file=sys.stderr)
     return 0
 
 
@@ -104,7 +103,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     from streams.kafka_io import read_json, start_consumer
 
     settings = Settings.from_env().resolved()
-    topic = args.topic or settings.recommendations_topic
+    topic = args.topic or settings.kafka.recommendations_topic
 
     async def run() -> None:
         consumer = await start_consumer(settings, topic, from_beginning=args.from_beginning)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from streamrec.core.atomic import write_json_atomic
 from streamrec.core.config import Settings
 
 TABLE_COLUMNS = ("hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "ndcg@10_all", "coverage",
@@ -89,16 +90,16 @@ def run_train(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"checkpoint": str(path), "metrics": metrics,
                               "data": dataset.data_range()}
     if not args.no_export:
-        from training.export import publish_version, versions
+        from streamrec.core.versions import latest_version
+        from training.export import publish_version
 
-        repo = settings.model_repository
-        parent = (versions(repo / settings.model_name) or [None])[-1]
+        repo = settings.triton.model_repository
+        parent = latest_version(repo / settings.triton.model_name)
         version = publish_version(
-            path, repo, settings.model_name, metrics=metrics, parent_version=parent,
-            staging_root=settings.artifacts / "staging",
+            path, repo, settings.triton.model_name, metrics=metrics, parent_version=parent,
         )
         report["version"] = version
-        report["version_dir"] = str(repo / settings.model_name / str(version))
+        report["version_dir"] = str(repo / settings.triton.model_name / str(version))
     print(format_table({f"{args.variant} seed {args.seed}": metrics}))
     if "version" in report:
         print(f"published {report['version_dir']}")
@@ -118,7 +119,7 @@ def run_eval(args: argparse.Namespace) -> int:
     )
     report = settings.artifacts / "eval" / f"{result['dataset']['dataset']}.json"
     report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(json.dumps(result, indent=2))
+    write_json_atomic(report, result)
     rows = {"sasrec text+id (model)": result["model"]}
     rows.update(result["baselines"])
     print(format_table(rows))

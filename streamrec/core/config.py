@@ -1,22 +1,47 @@
-"""One settings object, read from the environment.
+"""One typed configuration for every streamrec process (pydantic-settings).
 
-Every host, port, path, topic name and tuning knob lives here; nothing else in the code base
-repeats a literal address. Values come from environment variables (``STREAMREC_*`` plus the
-conventional ``KAFKA_BOOTSTRAP_SERVERS``, ``REDIS_URL`` and ``TRITON_URL``). When the Kafka,
-Redis or Triton address is unset, the embedded stack's recorded addresses
-(``<home>/stack.json``, written by ``streamrec up``) are used.
+Every host, port, path, topic name and tuning knob lives here, in sections::
+
+    home, artifacts                      top-level paths
+    kafka, redis, triton                 the services (addresses, topics, security)
+    worker, engine, reranker, drift      the stream worker and what it builds
+    client                               the worker's Triton client
+    trainer, replay                      ``streamrec trainer`` and ``streamrec replay``
+
+Where a value comes from, strongest first:
+
+1. overrides given to :meth:`Settings.from_env` (tests, the CLI);
+2. ``STREAMREC_<SECTION>__<FIELD>`` (``STREAMREC_WORKER__BATCH_SIZE=128``), ``STREAMREC_HOME``,
+   ``STREAMREC_ARTIFACTS``;
+3. the conventional ``KAFKA_BOOTSTRAP_SERVERS``, ``REDIS_URL`` and ``TRITON_URL``;
+4. the TOML file named by ``STREAMREC_CONFIG`` (``[worker]`` / ``batch_size = 128``);
+5. the defaults below.
+
+When the Kafka, Redis or Triton address is unset, the embedded stack's recorded addresses
+(``<home>/stack.json``, written by ``streamrec up``) are used: see :meth:`Settings.resolved`.
+A bad value raises :class:`UserError` with one line naming the variable and what it expects.
 
 Broker quirks of the embedded broker (tansu) live in exactly one place: :data:`EMBEDDED_PROFILE`.
-Pointed at a real Kafka, Kafka's defaults apply.
+Pointed at a real Kafka, Kafka's defaults apply (:data:`KAFKA_PROFILE`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    TypeAdapter,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 # Settings that work around the embedded tansu broker's quirks (see README, "Embedded default").
 # - a consumer-group join takes about half the session timeout: keep it short;
@@ -50,96 +75,267 @@ KAFKA_PROFILE: dict[str, Any] = {
 
 PROFILES = {"embedded": EMBEDDED_PROFILE, "kafka": KAFKA_PROFILE}
 
-
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else default
+HOUR_MS = 3600 * 1000
+DAY_MS = 24 * HOUR_MS
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Typed configuration for every streamrec process."""
+class UserError(Exception):
+    """An error a user can cause and fix; the CLI prints it as one line, no traceback."""
 
-    # where the embedded stack keeps its pid files, logs and recorded addresses
-    home: Path = Path(".streamrec")
-    # service addresses; None means "use the embedded stack's"
-    kafka_bootstrap: str | None = None
-    redis_url: str | None = None
-    triton_url: str | None = None  # gRPC host:port
-    profile: str = "embedded"  # embedded | kafka
 
-    # topics
+class Section(BaseModel):
+    """A configuration section: typed, immutable, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(Section):
+    # None: the embedded stack's broker (``streamrec up``)
+    bootstrap_servers: str | None = None
+    # embedded (tansu's quirks) | kafka (Kafka's defaults); kafka when bootstrap_servers is set
+    profile: Literal["embedded", "kafka"] = "embedded"
+    partitions: int | None = Field(default=None, ge=1)  # of new topics; None: the profile's
     clicks_topic: str = "clicks"
     dlq_topic: str = "clicks.dlq"
     items_topic: str = "items"
     recommendations_topic: str = "recommendations"
     model_events_topic: str = "model-events"
     impressions_topic: str = "impressions"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
 
-    # Faust
-    app_id: str = "streamrec"
-    worker_batch_size: int = 64
-    worker_batch_within_s: float = 0.005
-    # how often processed offsets are committed (Faust's broker_commit_interval): the most a
-    # restarted worker re-reads (repeats change no state; their recommendations go out again)
-    commit_interval_s: float = 1.0
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_follows_bootstrap(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("bootstrap_servers") and "profile" not in data:
+            return {**data, "profile": "kafka"}
+        return data
 
-    # event contract limits
-    max_event_bytes: int = 64 * 1024
-    max_id_length: int = 128
-    max_future_skew_ms: int = 24 * 3600 * 1000
+    @property
+    def broker(self) -> dict[str, Any]:
+        """The broker profile (:data:`EMBEDDED_PROFILE` or :data:`KAFKA_PROFILE`) in effect."""
+        profile = dict(PROFILES[self.profile])
+        if self.partitions is not None:
+            profile["topic_partitions"] = self.partitions
+        return profile
 
-    # per-user temporal state
-    history_length: int = 50
-    session_gap_ms: int = 30 * 60 * 1000
-    interest_half_life_ms: int = 7 * 24 * 3600 * 1000
-    seen_capacity: int = 2000
-    dedup_capacity: int = 256
-    redis_state_ttl_s: int = 7 * 24 * 3600
+    def client_options(self) -> dict[str, Any]:
+        """Security keyword arguments for aiokafka's producers, consumers and admin client."""
+        if self.security_protocol == "PLAINTEXT":
+            return {}
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.sasl_mechanism or "PLAIN"
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        if self.security_protocol.endswith("SSL"):
+            options["ssl_context"] = self.ssl_context()
+        return options
 
-    # stream recommenders (event time)
-    trending_window_ms: int = 24 * 3600 * 1000
-    trending_hop_ms: int = 3600 * 1000
-    trending_refresh_s: float = 0.5
-    covisit_top_n: int = 20
-    recommendations_k: int = 10
+    def ssl_context(self) -> Any:
+        from aiokafka.helpers import create_ssl_context
 
-    # model serving
+        return create_ssl_context(
+            cafile=str(self.ssl_cafile) if self.ssl_cafile else None,
+            certfile=str(self.ssl_certfile) if self.ssl_certfile else None,
+            keyfile=str(self.ssl_keyfile) if self.ssl_keyfile else None,
+        )
+
+
+class RedisSettings(Section):
+    url: str | None = None  # None: the embedded stack's Redis
+    password: SecretStr | None = None  # added to the URL when it carries none
+    state_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)  # per-user state in Redis
+
+
+class TritonSettings(Section):
+    url: str | None = None  # gRPC host:port; None: the embedded stack's Triton
     model_name: str = "sasrec"
     model_repository: Path = Path("model_repository")
-    triton_timeout_s: float = 0.08
-    triton_max_batch: int = 64
-    triton_max_delay_s: float = 0.002
+    timeout_s: float = Field(default=0.08, gt=0)  # per model call; then the fallback answers
+    max_batch: int = Field(default=64, ge=1)
+    max_delay_s: float = Field(default=0.002, ge=0)
 
+
+class WorkerSettings(Section):
+    app_id: str = "streamrec"  # the Faust app id (consumer group)
+    batch_size: int = Field(default=64, ge=1)
+    batch_within_s: float = Field(default=0.005, ge=0)
+    # how often processed offsets are committed (Faust's broker_commit_interval): the most a
+    # restarted worker re-reads (repeats change no state; their recommendations go out again)
+    commit_interval_s: float = Field(default=1.0, gt=0)
+    # event contract limits
+    max_event_bytes: int = Field(default=64 * 1024, ge=1)
+    max_id_length: int = Field(default=128, ge=1)
+    max_future_skew_ms: int = Field(default=DAY_MS, ge=0)
+
+
+class EngineSettings(Section):
+    k: int = Field(default=10, ge=1)  # recommendations per event
+    model_k: int = Field(default=50, ge=1)  # candidates asked from the model
+    covisit_anchors: int = Field(default=3, ge=0)
+    # per-user temporal state (event time)
+    history_length: int = Field(default=50, ge=1)
+    session_gap_ms: int = Field(default=30 * 60 * 1000, ge=1)
+    interest_half_life_ms: int = Field(default=7 * DAY_MS, ge=1)
+    seen_capacity: int = Field(default=2000, ge=1)
+    dedup_capacity: int = Field(default=256, ge=1)
+    # stream recommenders (event time)
+    trending_window_ms: int = Field(default=DAY_MS, ge=1)
+    trending_hop_ms: int = Field(default=HOUR_MS, ge=1)
+    trending_refresh_s: float = Field(default=0.5, gt=0)
+    covisit_top_n: int = Field(default=20, ge=1)
+
+
+class RerankerSettings(Section):
+    """streams.rerank.RerankConfig; its interest half-life is the engine's."""
+
+    optimizer: Literal["adagrad", "adam"] = "adagrad"
+    lr: float = Field(default=0.05, gt=0)
+    l2: float = Field(default=0.0, ge=0)
+    boost_factor: float = Field(default=2.0, gt=0)  # speed_up(): learning-rate multiplier ...
+    boost_steps: int = Field(default=50_000, ge=0)  # ... for this many learn_one calls
+    model_shrink: float = Field(default=0.5, ge=0)  # speed_up(): weights multiplied by this
+    recency_half_life_ms: int = Field(default=HOUR_MS, ge=1)
+    age_half_life_ms: int = Field(default=DAY_MS, ge=1)
+    logged_users: int = Field(default=50_000, ge=1)  # users whose last lists are kept
+    logged_candidates: int = Field(default=50, ge=1)  # candidates kept per list
+    unshown_weight: float = Field(default=1.0, ge=0)  # a logged, unshown candidate as negative
+
+
+class DriftSettings(Section):
+    """streams.drift.DriftConfig (the hit-rate drift detector)."""
+
+    adwin_delta: float = Field(default=0.002, gt=0)
+    ph_delta: float = Field(default=0.005, ge=0)
+    ph_threshold: float = Field(default=40.0, gt=0)
+    ph_min_instances: int = Field(default=100, ge=1)
+    warmup: int = Field(default=200, ge=0)  # no alarm during the first updates
+    cooldown: int = Field(default=1_000, ge=0)  # updates after an alarm without a new one
+    min_drop: float = Field(default=0.25, ge=0)  # relative drop of the hit rate an alarm needs
+    recent_window: int = Field(default=300, ge=1)  # fast moving average confirming Page-Hinkley
+
+
+class ClientSettings(Section):
+    """inference.client.ClientConfig, beside the triton section's address and batching."""
+
+    retries: int = Field(default=1, ge=0)
+    failure_threshold: int = Field(default=3, ge=1)  # failures that open the circuit ...
+    open_s: float = Field(default=1.0, gt=0)  # ... for this long
+    max_in_flight: int = Field(default=16, ge=1)
+    watch_interval_s: float = Field(default=0.5, gt=0)  # how often the live version is checked
+    exclude_min_width: int = Field(default=16, ge=1)
+
+
+class TrainerSettings(Section):
+    """``streamrec trainer``: the retraining loop."""
+
+    schedule_s: float | None = Field(default=None, gt=0)  # also retrain every N seconds
+    cooldown_s: float = Field(default=600.0, ge=0)  # at most one retrain per N seconds
+    recent_events: int = Field(default=50_000, ge=1)
+    min_regime_events: int = Field(default=2_000, ge=0)
+    finetune_budget_s: float = Field(default=120.0, gt=0)
+
+
+class ReplaySettings(Section):
+    """``streamrec replay``: the prequential replay."""
+
+    window: int | None = Field(default=None, ge=1)  # None: 1000 synthetic, 5000 ml-100k
+    events: int = Field(default=40_000, ge=1)  # synthetic: stream length
+    warm: int = Field(default=15_000, ge=0)  # synthetic: warm-up events
+    drift_at: int = Field(default=25_000, ge=0)  # synthetic: drift event
+    users: int = Field(default=2_000, ge=1)  # synthetic
+    items: int = Field(default=1_000, ge=1)  # synthetic
+    seed: int = 0
+    batch_size: int = Field(default=1, ge=1)
+    train_budget_s: float = Field(default=240.0, gt=0)
+    retrain_every: int | None = Field(default=None, ge=1)  # None: 10000 synthetic, 5000 ml-100k
+    retrain_lag: int = Field(default=500, ge=0)
+    recent_events: int = Field(default=20_000, ge=1)
+    min_regime_events: int = Field(default=2_000, ge=0)
+    finetune_budget_s: float = Field(default=60.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Typed configuration for every streamrec process; build it with :meth:`from_env`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMREC_",
+        env_nested_delimiter="__",
+        env_ignore_empty=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    # where the embedded stack keeps its pid files, logs and recorded addresses
+    home: Path = Path(".streamrec")
     # training artifacts (checkpoints, metrics) and reports
     artifacts: Path = Path("artifacts")
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    triton: TritonSettings = TritonSettings()
+    worker: WorkerSettings = WorkerSettings()
+    engine: EngineSettings = EngineSettings()
+    reranker: RerankerSettings = RerankerSettings()
+    drift: DriftSettings = DriftSettings()
+    client: ClientSettings = ClientSettings()
+    trainer: TrainerSettings = TrainerSettings()
+    replay: ReplaySettings = ReplaySettings()
 
-    # the resolved broker profile (EMBEDDED_PROFILE or KAFKA_PROFILE)
-    broker: dict[str, Any] = field(default_factory=dict)
+    # "section.field" -> where its value came from (a variable, the file, override, default)
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> Settings:
-        """Build settings from ``STREAMREC_<FIELD>`` variables and the conventional names."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name == "broker":
-                continue
-            raw = _env(f"STREAMREC_{f.name.upper()}")
-            if raw is None:
-                continue
-            values[f.name] = _coerce(f.type, raw)
-        values.setdefault("kafka_bootstrap", _env("KAFKA_BOOTSTRAP_SERVERS"))
-        values.setdefault("redis_url", _env("REDIS_URL"))
-        values.setdefault("triton_url", _env("TRITON_URL"))
-        if "profile" not in values:
-            values["profile"] = "kafka" if values["kafka_bootstrap"] else "embedded"
-        values.update(overrides)
-        settings = cls(**values)
-        if settings.profile not in PROFILES:
-            raise ValueError(
-                f"STREAMREC_PROFILE must be one of {sorted(PROFILES)}, not {settings.profile!r}"
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        from streamrec.core.config_sources import ConventionalEnvSource, config_file_source
+
+        return (init_settings, env_settings, ConventionalEnvSource(settings_cls),
+                config_file_source(settings_cls))
+
+    @classmethod
+    def from_env(cls, config_file: Path | None = None, **overrides: Any) -> Settings:
+        """Settings from the environment and the config file; ``overrides`` win.
+
+        Overrides are top-level fields or sections as (partial) dicts:
+        ``Settings.from_env(home=tmp, worker={"batch_size": 8})``. A bad value raises
+        :class:`UserError` naming where it came from.
+        """
+        from streamrec.core import config_sources
+
+        return config_sources.build(cls, config_file, overrides)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with top-level fields or section fields changed (validated, no environment)::
+
+        settings.replace(artifacts=tmp, triton={"model_repository": repo})
+        """
+        update: dict[str, Any] = {}
+        for name, value in changes.items():
+            section = getattr(self, name)
+            if isinstance(section, Section) and isinstance(value, dict):
+                value = type(section).model_validate({**dict(section), **value})
+            update[name] = TypeAdapter(type(self).model_fields[name].annotation).validate_python(
+                value
             )
-        return replace(settings, broker=dict(PROFILES[settings.profile]))
+        return self.model_copy(update=update)
+
+    def origin(self, dotted: str) -> str:
+        """Where ``section.field`` came from: its variable, the file, override or default."""
+        return self._origins.get(dotted, "default")
 
     # --- the embedded stack's recorded addresses -------------------------------------------
     @property
@@ -155,15 +351,20 @@ class Settings:
     def resolved(self) -> Settings:
         """Fill unset addresses from the embedded stack started by ``streamrec up``."""
         stack = self.embedded_stack()
-        return replace(
-            self,
-            kafka_bootstrap=self.kafka_bootstrap or stack.get("kafka"),
-            redis_url=self.redis_url or stack.get("redis"),
-            triton_url=self.triton_url or stack.get("triton_grpc"),
+        resolved = self.replace(
+            kafka={"bootstrap_servers": self.kafka.bootstrap_servers or stack.get("kafka")},
+            redis={"url": self.redis.url or stack.get("redis")},
+            triton={"url": self.triton.url or stack.get("triton_grpc")},
         )
+        resolved._origins = dict(self._origins)
+        for dotted, before in (("kafka.bootstrap_servers", self.kafka.bootstrap_servers),
+                               ("redis.url", self.redis.url), ("triton.url", self.triton.url)):
+            if before is None and _get(resolved, dotted) is not None:
+                resolved._origins[dotted] = str(self.stack_file)
+        return resolved
 
     def require_kafka(self) -> str:
-        addr = self.resolved().kafka_bootstrap
+        addr = self.resolved().kafka.bootstrap_servers
         if not addr:
             raise UserError(
                 "no Kafka broker: set KAFKA_BOOTSTRAP_SERVERS or run `streamrec up` first"
@@ -171,24 +372,20 @@ class Settings:
         return addr
 
     def require_redis(self) -> str:
-        url = self.resolved().redis_url
+        """The Redis URL to connect to, with ``redis.password`` when the URL carries none."""
+        url = self.resolved().redis.url
         if not url:
             raise UserError("no Redis: set REDIS_URL or run `streamrec up` first")
-        return url
+        if self.redis.password is None:
+            return url
+        parts = urlsplit(url)
+        if parts.password or "@" in parts.netloc:
+            return url
+        secret = quote(self.redis.password.get_secret_value(), safe="")
+        return urlunsplit(parts._replace(netloc=f":{secret}@{parts.netloc}"))
 
 
-class UserError(Exception):
-    """An error a user can cause and fix; the CLI prints it as one line, no traceback."""
 
-
-def _coerce(kind: Any, raw: str) -> Any:
-    kind = str(kind)
-    if "Path" in kind:
-        return Path(raw)
-    if "bool" in kind:
-        return raw.lower() in ("1", "true", "yes", "on")
-    if kind.startswith("int"):
-        return int(raw)
-    if kind.startswith("float"):
-        return float(raw)
-    return raw
+def _get(settings: Settings, dotted: str) -> Any:
+    section, name = dotted.split(".")
+    return getattr(getattr(settings, section), name)

@@ -7,8 +7,8 @@ carrying a human-readable reason. Nothing raises on bad input.
 ...                  b'"ts":1700000000000}', now_ms=1700000000000)
 >>> ok.item_id
 'i9'
->>> parse_click(b'{"event_id":"e1"', now_ms=0).reason
-'malformed JSON: Expecting \\',\\' delimiter at char 16'
+>>> print(parse_click(b'{"event_id":"e1"', now_ms=0).reason)
+malformed JSON: Expecting ',' delimiter at char 16
 """
 
 from __future__ import annotations

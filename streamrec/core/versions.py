@@ -3,12 +3,14 @@
 A model directory (``model_repository/<name>/``) holds numbered version directories. A version
 becomes visible to Triton and to the workers only when it is complete: it is built in a hidden
 staging directory inside the model directory (same filesystem; Triton ignores names that are not
-numbers) and renamed into place. Two publishers never overwrite each other: a rename onto an
-existing version fails and the next number is tried.
+numbers) and renamed into place (:func:`publish`). Two publishers never overwrite each other: a
+rename onto an existing version fails and the next number is tried. Single files are written
+with :mod:`streamrec.core.atomic`; the model card is :mod:`streamrec.core.model_card`.
 
 The pin file (``model_repository/<name>.pin.json``, beside the model directory so that writing it
 does not touch what Triton polls) names the version every worker must use; without it the
-workers follow the newest version Triton has READY.
+workers follow the newest version. :func:`live_version` is the one rule for "which version is
+live".
 """
 
 from __future__ import annotations
@@ -18,38 +20,82 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from streamrec.core.atomic import write_json_atomic
 from streamrec.core.config import UserError
+from streamrec.core.model_card import read_model_card, write_model_card
 
 VOCAB_FILE = "vocab.json"
-MODEL_CARD_FILE = "model_card.json"
 MODEL_FILE = "model.onnx"
 ITEM_TOWER_FILE = "item_tower.onnx"
 STAGING_PREFIX = ".staging-"
 
 
-@dataclass(frozen=True)
 class Vocabulary:
-    """Item ids of one model version: ``index_of[item_id]`` -> row (1-based), ``ids[row]``."""
+    """Item ids of one model version. Row 0 of every item table is padding, so the item at
+    ``items[i]`` is row ``i + 1``; ``len`` counts items, :attr:`table_rows` counts rows.
 
-    ids: tuple[str, ...]  # ids[0] is the padding slot ""
-    index_of: dict[str, int]
+    >>> vocab = Vocabulary(["a", "b", "c"])
+    >>> len(vocab), vocab.table_rows
+    (3, 4)
+    >>> vocab.index_of["a"], vocab.decode(3)
+    (1, 'c')
+    >>> vocab.encode(["c", "unknown", "a"])  # unknown ids are dropped
+    [3, 1]
+    """
+
+    __slots__ = ("index_of", "items")
+
+    def __init__(self, items: Iterable[str]) -> None:
+        self.items: tuple[str, ...] = tuple(items)
+        self.index_of: dict[str, int] = {item: row for row, item in enumerate(self.items, 1)}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self.items == other.items
+
+    def __hash__(self) -> int:
+        return hash(self.items)
+
+    def __repr__(self) -> str:
+        return f"Vocabulary({len(self)} items)"
+
+    @property
+    def table_rows(self) -> int:
+        """Rows of an item table for this vocabulary: the items plus the padding row 0."""
+        return len(self.items) + 1
+
+    def encode(self, items: Iterable[str]) -> list[int]:
+        """Rows of the known ``items``, in order (unknown ids are dropped)."""
+        index_of = self.index_of
+        return [index_of[i] for i in items if i in index_of]
+
+    def decode(self, row: int) -> str:
+        return self.items[row - 1]
+
+    def extended(self, new_items: Iterable[str]) -> Vocabulary:
+        """This vocabulary with ``new_items`` appended (rows after the existing ones)."""
+        return Vocabulary([*self.items, *(i for i in new_items if i not in self.index_of)])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"items": list(self.items)}
 
     @classmethod
-    def from_items(cls, items: list[str]) -> Vocabulary:
-        ids = ("", *items)
-        return cls(ids=ids, index_of={item: i for i, item in enumerate(ids) if i > 0})
+    def from_json(cls, data: dict[str, Any]) -> Vocabulary:
+        return cls(str(i) for i in data["items"])
 
     @classmethod
     def load(cls, version_dir: Path) -> Vocabulary:
-        data = json.loads((version_dir / VOCAB_FILE).read_text())
-        return cls.from_items([str(i) for i in data["items"]])
+        return cls.from_json(json.loads((version_dir / VOCAB_FILE).read_text()))
 
-    def __len__(self) -> int:
-        return len(self.ids) - 1
+    def save(self, version_dir: Path) -> None:
+        """Write ``vocab.json`` into ``version_dir`` (atomically)."""
+        write_json_atomic(version_dir / VOCAB_FILE, self.to_json(), indent=None)
 
 
 def list_versions(model_dir: Path) -> list[int]:
@@ -75,39 +121,38 @@ def staging_dir(model_dir: Path) -> Path:
 
 
 def publish(model_dir: Path, staged: Path, version: int | None = None) -> int:
-    """Rename the complete ``staged`` directory to the next free version number; return it."""
+    """Rename the complete ``staged`` directory to the next free version number; return it.
+
+    ``version`` asks for that number exactly (FileExistsError when it is taken).
+    """
     if not (staged / VOCAB_FILE).exists():
         raise ValueError(f"{staged} is not a complete version (no {VOCAB_FILE})")
     number = version if version is not None else (latest_version(model_dir) or 0) + 1
     for _ in range(100):
-        target = model_dir / str(number)
-        if not target.exists():
-            try:
-                os.rename(staged, target)
-                return number
-            except OSError:  # another publisher won the race
-                pass
+        if rename_into_place(staged, model_dir / str(number)):
+            return number
         if version is not None:
             raise FileExistsError(f"version {version} already exists in {model_dir}")
         number += 1
     raise RuntimeError(f"could not publish into {model_dir}")
 
 
+def rename_into_place(staged: Path, target: Path) -> bool:
+    """Rename the directory ``staged`` to ``target`` in one step; False when ``target`` is
+    already there (another publisher won). Both must be on one filesystem."""
+    if target.exists():
+        return False
+    try:
+        os.rename(staged, target)
+    except OSError:
+        if target.exists():
+            return False
+        raise
+    return True
+
+
 def discard_staging(staged: Path) -> None:
     shutil.rmtree(staged, ignore_errors=True)
-
-
-def read_model_card(version_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((version_dir / MODEL_CARD_FILE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 # --- pinning -----------------------------------------------------------------------------------
@@ -134,6 +179,30 @@ def write_pin(
         path.unlink(missing_ok=True)
         return
     write_json_atomic(path, {"version": version, "reason": reason, "pinned_at": time.time()})
+
+
+# --- which version is live ----------------------------------------------------------------------
+def choose_live(candidates: Iterable[int], pinned: int | None) -> int | None:
+    """The pinned version when it is a candidate, else the newest candidate.
+
+    >>> choose_live([1, 2, 3], pinned=2), choose_live([1, 3], pinned=2), choose_live([], None)
+    (2, 3, None)
+    """
+    available = set(candidates)
+    if pinned is not None and pinned in available:
+        return pinned
+    return max(available) if available else None
+
+
+def live_version(
+    model_repository: Path, model_name: str, among: Iterable[int] | None = None
+) -> int | None:
+    """The version the workers use: the pinned one if it is published, else the newest
+    published one. ``among`` narrows the candidates (e.g. the versions Triton has READY)."""
+    published = list_versions(model_repository / model_name)
+    if among is not None:
+        published = sorted(set(published) & set(among))
+    return choose_live(published, read_pin(model_repository, model_name))
 
 
 # --- pin and roll back --------------------------------------------------------------------------
@@ -164,11 +233,8 @@ def republish(model_dir: Path, version: int, reason: str) -> int:
     try:
         shutil.copytree(model_dir / str(version), staged, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
-        card = read_model_card(staged)
-        card.update({"kind": "rollback", "parent_version": version, "created_at": time.time(),
-                     "weights_version": card.get("weights_version", version),
-                     "reason": reason})
-        write_json_atomic(staged / MODEL_CARD_FILE, card)
+        card = read_model_card(staged).derived("rollback", parent_version=version, reason=reason)
+        write_model_card(staged, card)
         return publish(model_dir, staged)
     except BaseException:
         discard_staging(staged)
@@ -178,16 +244,14 @@ def republish(model_dir: Path, version: int, reason: str) -> int:
 def rollback_target(model_repository: Path, model_name: str) -> tuple[int, int]:
     """(current version, version to roll back to: the newest one with older weights)."""
     model_dir = model_repository / model_name
-    published = list_versions(model_dir)
-    pinned = read_pin(model_repository, model_name)
-    current = pinned if pinned in published else (published[-1] if published else None)
+    current = live_version(model_repository, model_name)
     if current is None:
         raise UserError(f"no published version of {model_name}")
 
     def weights(v: int) -> int:
-        return int(read_model_card(model_dir / str(v)).get("weights_version", v))
+        return read_model_card(model_dir / str(v)).weights_of(v)
 
-    for candidate in reversed(published):
+    for candidate in reversed(list_versions(model_dir)):
         if weights(candidate) < weights(current):
             return current, candidate
     raise UserError(f"nothing to roll back to: no version with weights older than {current}'s")

@@ -7,35 +7,24 @@ import json
 import os
 import signal
 import threading
-import time
 
 import pytest
 
 from streamrec.cli.producer import send_all
 from streamrec.core.config import Settings
-from tests.support import assert_every_event_answered_with_exact_state
+from tests.support import (
+    assert_every_event_answered_with_exact_state,
+    collect,
+    committed_count,
+    committed_offsets,
+    wait_until,
+)
+
+pytestmark = pytest.mark.slow
 
 T0 = 1_700_000_000_000
-
-
-def committed_offsets(s: Settings) -> dict[int, int | None]:
-    """The worker group's committed offset per clicks partition (OffsetFetch; joins nothing)."""
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.structs import TopicPartition
-
-    async def run() -> dict[int, int | None]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=s.require_kafka(), group_id=s.app_id,
-                                    enable_auto_commit=False)
-        await consumer.start()
-        try:
-            await consumer.topics()  # fetches the cluster's metadata
-            partitions = consumer.partitions_for_topic(s.clicks_topic) or set()
-            return {p: await consumer.committed(TopicPartition(s.clicks_topic, p))
-                    for p in sorted(partitions)}
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(run())
+# the first worker is killed once it has handled this many of the 1200 clicks (mid-stream)
+HANDLED_BEFORE_KILL = 300
 
 
 @pytest.mark.parametrize(
@@ -44,7 +33,7 @@ def committed_offsets(s: Settings) -> dict[int, int | None]:
         pytest.param({}, id="offsets-committed"),
         # nothing committed before the kill: the replacement must start from the beginning
         # and every repeat must leave the recovered state unchanged
-        pytest.param({"STREAMREC_COMMIT_INTERVAL_S": "3600"}, id="nothing-committed"),
+        pytest.param({"STREAMREC_WORKER__COMMIT_INTERVAL_S": "3600"}, id="nothing-committed"),
     ],
 )
 def test_sigkill_mid_stream_recovers_state_and_answers_every_event(
@@ -59,13 +48,26 @@ def test_sigkill_mid_stream_recovers_state_and_answers_every_event(
     ]
     records = [(e["user_id"].encode(), json.dumps(e).encode()) for e in sent]
     producer = threading.Thread(
-        target=lambda: asyncio.run(send_all(s, s.clicks_topic, records, rate=300, progress=False))
+        target=lambda: asyncio.run(
+            send_all(s, s.kafka.clicks_topic, records, rate=300, progress=False))
     )
     producer.start()
-    time.sleep(2.0)  # mid-stream: roughly 600 events sent, a few hundred processed
+    # kill mid-stream, once the first worker has handled a few hundred clicks: committed them,
+    # or (nothing-committed) answered them
+    if first_worker_env:
+        topic = s.kafka.recommendations_topic
+        collect(s, [topic], lambda o: len({r["event_id"] for r in o[topic]}) >= HANDLED_BEFORE_KILL,
+                what=f"the first worker answering {HANDLED_BEFORE_KILL} clicks",
+                diagnose=lambda _: first.log_tail())
+    else:
+        clicks = s.kafka.clicks_topic
+        wait_until(lambda: committed_count(s, clicks) >= HANDLED_BEFORE_KILL, 60,
+                   f"the first worker committing offsets for {HANDLED_BEFORE_KILL} clicks",
+                   interval_s=0.2,
+                   diagnose=lambda: f"{committed_offsets(s, clicks)}\n{first.log_tail()}")
     os.kill(first.pid, signal.SIGKILL)
     first.proc.wait()
-    committed = committed_offsets(s)
+    committed = committed_offsets(s, s.kafka.clicks_topic)
     assert committed, "the clicks topic has no partitions"
     if first_worker_env:
         assert all(o is None for o in committed.values()), committed

@@ -1,72 +1,39 @@
 """The retraining loop on the real broker: a drift on the live hit stream asks for a retrain,
 the trainer fine-tunes from the live version on clicks replayed from Kafka, publishes the better
 candidate (a new version goes live), rejects a worse one, and rolls back a version that loses
-live. Decision objects are also tested alone (no servers)."""
+live. The decision objects alone are tested in tests/unit/test_retrain_decisions.py."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from streamrec.core.config import Settings
-from training.retrain import PromotionGate, PromotionWatch, RetrainPolicy
+from training.gate import PromotionGate
+from training.retrain_policy import RetrainPolicy
 
 torch = pytest.importorskip("torch")
-
-
-# --- the pure decisions -------------------------------------------------------------------------
-def test_policy_drift_schedule_and_cooldown() -> None:
-    p = RetrainPolicy(schedule_every=100, cooldown=30)
-    assert p.decide(10) is None
-    p.learn_one({"type": "hit_rate"})
-    assert p.decide(20) is None
-    p.learn_one({"type": "drift", "request": "retrain"})
-    assert p.decide(25) == "drift"
-    p.learn_one({"type": "drift"})
-    assert p.decide(40) is None  # cooldown: the request waits ...
-    assert p.decide(56) == "drift"  # ... and is served once it is over
-    assert p.decide(155) is None and p.decide(157) == "schedule"
-
-
-def test_gate_needs_cases_and_a_clear_win() -> None:
-    gate = PromotionGate(metric="ndcg@10", min_gain=0.05, min_cases=20)
-    live = {"ndcg@10": 0.20, "n_cases": 100}
-    assert not gate.decide({"ndcg@10": 0.5, "n_cases": 5}, live).promote
-    assert not gate.decide({"ndcg@10": 0.205, "n_cases": 100}, live).promote
-    assert gate.decide({"ndcg@10": 0.25, "n_cases": 100}, live).promote
-    assert gate.decide({"ndcg@10": 0.01, "n_cases": 100}, None).promote
-
-
-def test_watch_keeps_a_version_that_holds_up() -> None:
-    w = PromotionWatch(window=500)
-    w.learn_one({"type": "hit_rate", "versions": {"m:1": {"n": 1000, "hits": 300}}})
-    w.start(new="m:2", previous="m:1")
-    w.learn_one({"type": "hit_rate", "versions": {"m:2": {"n": 300, "hits": 10}}})
-    assert w.decide() is None  # not enough outcomes yet
-    w.learn_one({"type": "hit_rate", "versions": {"m:2": {"n": 300, "hits": 170}}})
-    assert w.decide() == "keep"
 
 
 # --- the loop on the real broker ----------------------------------------------------------------
 def tiny_live_model(events: list, repo: Path, artifacts: Path) -> int:
     from training.data import Interactions, LeaveOneOut
     from training.export import publish_version
+    from training.model import ModelConfig
     from training.train import TrainConfig, save_checkpoint, train_model
 
     data = Interactions([e.user_id for e in events], [e.item_id for e in events],
                         [e.ts for e in events])
     split = LeaveOneOut.from_interactions(data)
-    config = TrainConfig(epochs=6, dim=32, use_text=False, time_budget_s=20, patience=2,
-                         warmup_epochs=1)
+    config = TrainConfig(model=ModelConfig(dim=32, use_text=False), epochs=6, time_budget_s=20,
+                         patience=2, warmup_epochs=1)
     result = train_model(split, None, config, progress=False)
     checkpoint = artifacts / "live.pt"
     save_checkpoint(result, checkpoint)
-    return publish_version(checkpoint, repo, "sasrec", parent_version=None,
-                           staging_root=artifacts)
+    return publish_version(checkpoint, repo, "sasrec", parent_version=None)
 
 
 def replay_until_drift(settings: Settings, events: list, version: int) -> list[dict]:
@@ -76,10 +43,10 @@ def replay_until_drift(settings: Settings, events: list, version: int) -> list[d
     from streams.feedback import DRIFT, AdaptiveFeedback
     from streams.rerank import OnlineReranker
     from streams.signals import InMemorySignals
-    from training.replay import LiveModelSource
-    from training.retrain import TrainerService
+    from training.replay.prequential import LiveModelSource
+    from training.trainer import Trainer
 
-    live = TrainerService(settings).load_version(version)
+    live = Trainer(settings).load_version(version)
     reranker = OnlineReranker()
     feedback = AdaptiveFeedback(reranker, HitRateDriftDetector(), worker="test")
     engine = RecommendationEngine(
@@ -103,46 +70,52 @@ def replay_until_drift(settings: Settings, events: list, version: int) -> list[d
 def model_events(settings: Settings, until: int) -> list[dict]:
     from tests.support import collect
 
-    got = collect(settings, [settings.model_events_topic],
-                  lambda out: len(out[settings.model_events_topic]) >= until, timeout_s=30)
-    return got[settings.model_events_topic]
+    got = collect(settings, [settings.kafka.model_events_topic],
+                  lambda out: len(out[settings.kafka.model_events_topic]) >= until, timeout_s=30,
+                  what=f"{until} decisions on model-events")
+    return got[settings.kafka.model_events_topic]
 
 
+@pytest.mark.slow  # ~25 s on a 2-core machine
 def test_drift_triggers_a_retrain_better_goes_live_worse_is_rejected(
     stream_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from streams.feedback import DRIFT
     from tests.support import event_record, produce
+    from training.fine_tune import FineTuneConfig
     from training.model import SequenceRecommender
-    from training.retrain import FineTuneConfig, ScoredModel, TrainerService
+    from training.scored_model import ScoredModel
     from training.synthetic import abrupt_drift_stream
+    from training.trainer import Trainer
+    from training.trainer_service import TrainerService
 
     monkeypatch.setenv("STREAMREC_ARTIFACTS", str(tmp_path / "artifacts"))
-    settings = replace(stream_settings, model_repository=tmp_path / "repo",
-                       artifacts=tmp_path / "artifacts")
+    settings = stream_settings.replace(triton={"model_repository": tmp_path / "repo"},
+                                       artifacts=tmp_path / "artifacts")
     (tmp_path / "artifacts").mkdir()
     stream = abrupt_drift_stream(events=5_000, drift_at=2_500, n_users=120, n_items=240, seed=5)
     events = list(stream.events())
-    assert tiny_live_model(events[:2_500], settings.model_repository, settings.artifacts) == 1
+    repository = settings.triton.model_repository
+    assert tiny_live_model(events[:2_500], repository, settings.artifacts) == 1
 
     # the worker's side: the hit stream of version 1 drops after the switch -> a drift event
     drifts = replay_until_drift(settings, events, version=1)
     assert drifts and drifts[0]["request"] == "retrain"
-    produce(settings, settings.clicks_topic, [event_record(e.to_json()) for e in events])
-    produce(settings, settings.model_events_topic, [(None, json.dumps(drifts[0]).encode())])
+    produce(settings, settings.kafka.clicks_topic, [event_record(e.to_json()) for e in events])
+    produce(settings, settings.kafka.model_events_topic, [(None, json.dumps(drifts[0]).encode())])
 
     # the trainer: fine-tunes version 1 on the replayed clicks; the candidate knows the new items
-    trainer = TrainerService(
+    trainer = Trainer(
         settings, policy=RetrainPolicy(cooldown=0), recent_events=3_000,
         gate=PromotionGate(metric="hr@10", min_gain=0.05, min_cases=30),
         finetune=FineTuneConfig(epochs=8, patience=2, lr=1e-3, time_budget_s=25),
     )
-    asyncio.run(trainer.run(max_retrains=1))
+    asyncio.run(TrainerService(trainer).run(max_retrains=1))
     promote = trainer.decisions[-1]
     assert promote["type"] == "promote", promote
     assert promote["version"] == 2 and promote["reason"] == "drift"
     assert promote["gate"]["candidate"]["hr@10"] > promote["gate"]["live"]["hr@10"]
-    assert (settings.model_repository / "sasrec" / "2" / "model.onnx").exists()
+    assert (settings.triton.model_repository / "sasrec" / "2" / "model.onnx").exists()
     assert trainer.live_version() == 2
 
     # a second drift request; this time the candidate is worse (untrained): rejected
@@ -150,15 +123,15 @@ def test_drift_triggers_a_retrain_better_goes_live_worse_is_rejected(
         torch.manual_seed(0)
         return ScoredModel(SequenceRecommender(live.model.config), live.vocab, "worse")
 
-    produce(settings, settings.model_events_topic, [(None, json.dumps(drifts[0]).encode())])
-    rejecting = TrainerService(settings, policy=RetrainPolicy(cooldown=0), recent_events=3_000,
-                               gate=PromotionGate(metric="hr@10", min_gain=0.05, min_cases=30),
-                               candidate_fn=worse)
-    asyncio.run(rejecting.run(max_retrains=1))
+    produce(settings, settings.kafka.model_events_topic, [(None, json.dumps(drifts[0]).encode())])
+    rejecting = Trainer(settings, policy=RetrainPolicy(cooldown=0), recent_events=3_000,
+                        gate=PromotionGate(metric="hr@10", min_gain=0.05, min_cases=30),
+                        candidate_fn=worse)
+    asyncio.run(TrainerService(rejecting).run(max_retrains=1))
     reject = rejecting.decisions[-1]
     assert reject["type"] == "reject" and "does not beat" in reject["gate"]["reason"]
     assert trainer.live_version() == 2
-    assert not (settings.model_repository / "sasrec" / "3").exists()
+    assert not (settings.triton.model_repository / "sasrec" / "3").exists()
 
     # every decision is on model-events: drift, retrain, promote, drift, retrain, reject
     kinds = [e["type"] for e in model_events(settings, until=6)]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 
 import redis
 
 from streamrec.core.config import Settings
-from streams.app import WORKERS_READY_KEY
-from tests.support import collect, event_record, produce, wait_worker_ready
+from streams.runtime import WORKERS_READY_KEY
+from tests.support import collect, event_record, produce, wait_until, wait_worker_ready
 
 T0 = 1_700_000_000_000
 
@@ -20,7 +19,7 @@ def test_two_workers_split_users_and_share_co_visitation(
     s = stream_settings
     first = start_worker(wait_ready=False)
     start_worker()
-    wait_worker_ready(s.redis_url, first)
+    wait_worker_ready(s.redis.url, first)
 
     # phase 1: ten users each watch "x" then "y" (a co-visitation pair)
     teach = []
@@ -29,18 +28,19 @@ def test_two_workers_split_users_and_share_co_visitation(
                       "type": "click", "ts": T0 + u})
         teach.append({"event_id": f"t{u}b", "user_id": f"teacher-{u}", "item_id": "y",
                       "type": "click", "ts": T0 + u + 1000})
-    produce(s, s.clicks_topic, [event_record(e) for e in teach])
-    collect(s, [s.recommendations_topic],
-            lambda o: len({r["event_id"] for r in o[s.recommendations_topic]}) >= len(teach))
+    topic = s.kafka.recommendations_topic
+    produce(s, s.kafka.clicks_topic, [event_record(e) for e in teach])
+    collect(s, [topic], lambda o: len({r["event_id"] for r in o[topic]}) >= len(teach),
+            what=f"an answer to each of the {len(teach)} teaching clicks")
 
     # phase 2: forty other users, spread over every partition, watch "x"
     learners = [{"event_id": f"l{u}", "user_id": f"learner-{u}", "item_id": "x",
                  "type": "click", "ts": T0 + 5000 + u} for u in range(40)]
-    produce(s, s.clicks_topic, [event_record(e) for e in learners])
-    out = collect(s, [s.recommendations_topic],
-                  lambda o: len({r["event_id"] for r in o[s.recommendations_topic]})
-                  >= len(teach) + len(learners))
-    recs = {r["event_id"]: r for r in out[s.recommendations_topic]}
+    produce(s, s.kafka.clicks_topic, [event_record(e) for e in learners])
+    out = collect(s, [topic],
+                  lambda o: len({r["event_id"] for r in o[topic]}) >= len(teach) + len(learners),
+                  what=f"an answer to each of the {len(learners)} learners' clicks too")
+    recs = {r["event_id"]: r for r in out[topic]}
     assert set(recs) == {e["event_id"] for e in teach + learners}
     for e in learners:
         top = recs[e["event_id"]]["items"][0]
@@ -48,12 +48,17 @@ def test_two_workers_split_users_and_share_co_visitation(
         assert top["reason"] == "often watched after x"
 
     # both workers served a share of the users (stats are published every 5 s)
-    client = redis.Redis.from_url(s.redis_url)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        stats = [json.loads(v) for v in client.hgetall(WORKERS_READY_KEY).values()]
-        if len(stats) == 2 and sum(x["events"] for x in stats) >= len(teach) + len(learners):
-            break
-        time.sleep(0.5)
-    assert len(stats) == 2
+    client = redis.Redis.from_url(s.redis.url)
+
+    def published_stats() -> list[dict]:
+        return [json.loads(v) for v in client.hgetall(WORKERS_READY_KEY).values()]
+
+    def stats_covering_every_event() -> list[dict] | None:
+        stats = published_stats()
+        handled = sum(x["events"] for x in stats)
+        return stats if len(stats) == 2 and handled >= len(teach) + len(learners) else None
+
+    stats = wait_until(stats_covering_every_event, 20,
+                       "both workers' published stats counting every event sent",
+                       interval_s=0.5, diagnose=lambda: str(published_stats()))
     assert all(x["events"] > 0 for x in stats), stats

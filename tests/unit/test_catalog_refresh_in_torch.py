@@ -7,9 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from training.data import Vocabulary  # noqa: E402
+from streamrec.core.versions import Vocabulary  # noqa: E402
+from training.fine_tune import warm_state  # noqa: E402
 from training.model import ModelConfig, SequenceRecommender  # noqa: E402
-from training.retrain import ScoredModel, warm_state  # noqa: E402
+from training.scored_model import ScoredModel  # noqa: E402
 
 
 def tiny_model(n_known: int = 6) -> ScoredModel:
@@ -25,7 +26,7 @@ def test_new_items_join_with_text_rows_and_the_same_weights() -> None:
     live = tiny_model()
     text = np.random.default_rng(0).normal(size=(2, 4)).astype(np.float32)
     extended = live.with_new_items(["n0", "n1"], text)
-    assert extended.vocab.items[-2:] == ["n0", "n1"]
+    assert extended.vocab.items[-2:] == ("n0", "n1")
     assert extended.table.shape[0] == live.table.shape[0] + 2
     assert torch.equal(extended.table[: live.table.shape[0]], live.table)  # known rows unchanged
     with torch.no_grad():
@@ -48,6 +49,6 @@ def test_fine_tuning_an_extended_version_matches_rows_by_trained_id() -> None:
     state = warm_state(extended, vocab)
     ids = state["items.id_embedding.weight"]
     trained = live.model.items.id_embedding.weight
-    assert torch.equal(ids[2], trained[live.vocab.index["i3"]])
-    assert torch.equal(ids[3], trained[live.vocab.index["i0"]])
-    assert ids.shape[0] == len(vocab)
+    assert torch.equal(ids[2], trained[live.vocab.index_of["i3"]])
+    assert torch.equal(ids[3], trained[live.vocab.index_of["i0"]])
+    assert ids.shape[0] == vocab.table_rows

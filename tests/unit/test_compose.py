@@ -14,8 +14,8 @@ SERVICES = COMPOSE["services"]
 
 
 def test_services_are_declared() -> None:
-    assert {"kafka", "redis", "worker", "producer", "triton", "triton-cpu", "topics"} <= set(
-        SERVICES)
+    assert {"kafka", "redis", "worker", "producer", "triton", "triton-cpu", "topics", "trainer",
+            "catalog"} <= set(SERVICES)
 
 
 def test_kafka_is_apache_kafka_in_kraft_mode_with_12_partitions() -> None:
@@ -43,7 +43,7 @@ def test_worker_is_scalable_and_configured_for_real_kafka() -> None:
     env = worker["environment"]
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert env["REDIS_URL"].startswith("redis://redis:")
-    assert env["STREAMREC_PROFILE"] == "kafka"
+    assert env["STREAMREC_KAFKA__PROFILE"] == "kafka"
     assert env["TRITON_URL"] == "triton:8001"
 
 
@@ -65,6 +65,18 @@ def test_commands_are_real_cli_commands() -> None:
     for name in ("worker", "producer", "topics"):
         args = parser.parse_args(SERVICES[name]["command"][1:])
         assert callable(args.func), name
+
+
+def test_model_versions_have_exactly_one_trainer_and_one_catalogue_publisher() -> None:
+    parser = build_parser()
+    for name, command in (("trainer", "trainer"), ("catalog", "catalog")):
+        service = SERVICES[name]
+        assert service["command"][1] == command
+        assert callable(parser.parse_args(service["command"][1:]).func), name
+        assert service["deploy"]["replicas"] == 1, name
+        assert "./model_repository:/models" in service["volumes"], name  # they publish
+    # the workers only follow versions: they cannot write the repository
+    assert "./model_repository:/models:ro" in SERVICES["worker"]["volumes"]
 
 
 def test_topic_profile_for_kafka_has_12_partitions() -> None:

@@ -9,7 +9,7 @@ from streamrec.core.events import ClickEvent
 from streams.drift import HitRateDriftDetector
 from streams.engine import Candidate, Catalog, RecommendationEngine
 from streams.feedback import DRIFT, HIT_RATE, AdaptiveFeedback, FeedbackTracker
-from streams.rerank import OnlineReranker
+from streams.rerank.reranker import OnlineReranker
 from streams.signals import InMemorySignals
 from streams.state import UserState
 

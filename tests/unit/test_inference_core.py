@@ -12,13 +12,14 @@ from inference import codec, testing_model
 from inference.circuit import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from inference.model_config import check_model_dir, parse_config
 from streamrec.core import versions
+from streamrec.core.model_card import read_model_card
 from training import catalog
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_codec_left_pads_drops_unknown_and_buckets_exclusions() -> None:
-    vocab = versions.Vocabulary.from_items(["a", "b", "c"])
+    vocab = versions.Vocabulary(["a", "b", "c"])
     seq = codec.encode_sequences(vocab, [["a", "zzz", "c"], []], seq_len=5)
     assert seq.tolist() == [[0, 0, 0, 1, 3], [0, 0, 0, 0, 0]]
     excl = codec.encode_exclusions(vocab, [["b"], ["a", "c", "nope"]], min_width=4)
@@ -71,12 +72,13 @@ def test_catalog_refresh_appends_rows_and_follows_the_pin(tmp_path: Path) -> Non
     encoder = testing_model.HashingTextEncoder()
     version = catalog.refresh_latest(model_dir, {"n1": "red fox", "i5": "known"}, encoder)
     assert version == 3 and versions.read_pin(tmp_path, "sasrec") == 3
-    card = versions.read_model_card(model_dir / "3")
-    assert card["parent_version"] == 1 and card["kind"] == "catalog refresh"
+    card = read_model_card(model_dir / "3")
+    assert card.parent_version == 1 and card.kind == "catalog refresh"
+    assert card.details["added"] == 1 and card.n_items == 121
     vocab = versions.Vocabulary.load(model_dir / "3")
     assert len(vocab) == 121 and vocab.index_of["n1"] == 121
     # the old items score exactly as in the parent version
-    item_seq = codec.encode_sequences(vocab, [["i1", "i9"]])
+    item_seq = codec.encode_sequences(vocab, [["i1", "i9"]], card.seq_len)
     old = ort.InferenceSession(str(model_dir / "1" / "model.onnx")).run(
         None, {"item_seq": item_seq, "exclude_items": np.array([[0]], dtype=np.int64)})
     new = ort.InferenceSession(str(model_dir / "3" / "model.onnx")).run(

@@ -13,11 +13,16 @@ from streamrec.core.metrics import (
     mask_scores,
     mrr_at_k,
     ndcg_at_k,
+    percentile,
     rank_in_list,
     ranking_metrics,
     target_ranks,
     top_k_indices,
 )
+from streamrec.core.versions import Vocabulary
+from training.gate import PromotionGate
+from training.holdout import HoldoutCases
+from training.scored_model import ScoredModel
 
 
 def test_hand_computed_ranks() -> None:
@@ -67,3 +72,38 @@ def test_top_k_and_coverage() -> None:
 def test_rank_in_list() -> None:
     assert rank_in_list(["a", "b", "c"], "c") == 2.0
     assert rank_in_list(["a"], "z") == math.inf
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    assert percentile([10.0, 20.0, 30.0, 40.0], 50) == pytest.approx(25.0)
+    assert percentile([5.0], 99) == 5.0 and math.isnan(percentile([], 50))
+    latencies = list(range(1, 1001))
+    assert percentile(latencies, 99) == pytest.approx(float(np.percentile(latencies, 99)))
+
+
+class _FixedScores(ScoredModel):
+    """A scored model whose every answer is one score row (no torch needed)."""
+
+    def __init__(self, items: list[str], row: list[float]) -> None:
+        self.vocab = Vocabulary(items)
+        self.row = np.array([0.0, *row])
+
+    def scores(self, sequences: list[list[str]]) -> np.ndarray:
+        return np.tile(self.row, (len(sequences), 1))
+
+
+def test_the_promotion_gate_counts_ties_against_the_target_like_offline_metrics() -> None:
+    items = [f"i{n}" for n in range(30)]
+    cases = HoldoutCases(histories=[["i0"]] * 20, targets=["i1"] * 20)
+    tied = _FixedScores(items, [1.0] * 30)  # scores every item the same: learned nothing
+    ranked = np.linspace(1.0, 0.0, 30)
+    ranked[1] = 0.5  # the target behind 13 items (i2..i14; i0 is history, masked)
+    live = _FixedScores(items, list(ranked))
+    # the target ties with the 28 other unseen items: rank 28, as target_ranks counts it
+    assert tied.target_ranks(cases)[0] == 28.0
+    expected = target_ranks(mask_scores(tied.scores(["x"]), [[1]]), np.array([2]))[0]
+    assert tied.target_ranks(cases)[0] == expected
+    assert live.target_ranks(cases)[0] == 13.0
+    decision = PromotionGate(metric="hr@20", min_gain=0.0, min_cases=10).decide(
+        tied.evaluate(cases), live.evaluate(cases))
+    assert not decision.promote and decision.candidate["hr@20"] == 0.0

@@ -92,6 +92,7 @@ def test_baselines_score_every_item() -> None:
 
 def test_training_with_an_extra_modality() -> None:
     from training.data import LeaveOneOut, Vocabulary
+    from training.model import ModelConfig
     from training.train import TrainConfig, score_histories, train_model
 
     rng = np.random.default_rng(0)
@@ -100,7 +101,8 @@ def test_training_with_an_extra_modality() -> None:
     split = LeaveOneOut(vocab, [f"u{u}" for u in range(20)], sequences)
     text = rng.normal(size=(31, 384)).astype(np.float32)
     image = rng.normal(size=(31, 7)).astype(np.float32)
-    config = TrainConfig(dim=8, layers=1, heads=1, epochs=2, batch_size=8, max_len=10)
+    config = TrainConfig(model=ModelConfig(dim=8, layers=1, heads=1, max_len=10), epochs=2,
+                         batch_size=8)
     result = train_model(split, text, config, progress=False, extra_vectors=[image])
     assert result.model.config.extra_dims == [7] and result.model.items.n_content == 2
     histories, _, _ = split.eval_cases("test")
@@ -109,12 +111,14 @@ def test_training_with_an_extra_modality() -> None:
 
 def test_warm_start_matches_rows_by_item_id(tmp_path) -> None:
     from training.data import LeaveOneOut, Vocabulary
+    from training.model import ModelConfig
     from training.train import TrainConfig, save_checkpoint, train_model, warm_start_state
 
     rng = np.random.default_rng(0)
     vocab = Vocabulary([f"i{i}" for i in range(1, 21)])
     split = LeaveOneOut(vocab, ["u0", "u1"], [[int(x) for x in rng.integers(1, 21, 10)]] * 2)
-    config = TrainConfig(dim=8, layers=1, heads=1, epochs=1, batch_size=4, max_len=10)
+    config = TrainConfig(model=ModelConfig(dim=8, layers=1, heads=1, max_len=10), epochs=1,
+                         batch_size=4)
     result = train_model(split, rng.normal(size=(21, 384)).astype(np.float32), config,
                          progress=False)
     save_checkpoint(result, tmp_path / "live.pt")

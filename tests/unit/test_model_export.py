@@ -13,14 +13,16 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
+from streamrec.cli import main  # noqa: E402
+from streamrec.core import versions  # noqa: E402
 from streamrec.core.metrics import mask_scores, top_k_indices  # noqa: E402
-from training.data import Vocabulary  # noqa: E402
+from streamrec.core.model_card import read_model_card  # noqa: E402
+from streamrec.core.versions import Vocabulary  # noqa: E402
 from training.export import (  # noqa: E402
     TABLE_NAME,
     export_item_tower,
     export_ranking_onnx,
     publish_version,
-    versions,
 )
 from training.model import ModelConfig, SequenceRecommender  # noqa: E402
 from training.train import TrainConfig, TrainResult, save_checkpoint  # noqa: E402
@@ -92,7 +94,9 @@ def test_item_tower_matches_the_model(tmp_path: Path) -> None:
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
-def test_publish_version_numbers_and_contents(tmp_path: Path) -> None:
+def test_publish_version_numbers_and_contents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     model = _model()
     vocab = Vocabulary([f"item{i}" for i in range(1, N_ITEMS)])
     result = TrainResult(model, vocab, TrainConfig(seed=3), {"ndcg@10": 0.1}, 1, 2, 1.0, [])
@@ -101,20 +105,27 @@ def test_publish_version_numbers_and_contents(tmp_path: Path) -> None:
     repo = tmp_path / "model_repository"
     (repo / "sasrec").mkdir(parents=True)
     shutil.copy(REPO / "model_repository" / "sasrec" / "model.py", repo / "sasrec" / "model.py")
-    staging = tmp_path / "artifacts" / "staging"
-    first = publish_version(checkpoint, repo, "sasrec", metrics={"ndcg@10": 0.1},
-                            staging_root=staging)
-    second = publish_version(checkpoint, repo, "sasrec", parent_version=first,
-                             staging_root=staging)
-    assert (first, second) == (1, 2) and versions(repo / "sasrec") == [1, 2]
+    first = publish_version(checkpoint, repo, "sasrec", metrics={"ndcg@10": 0.1})
+    second = publish_version(checkpoint, repo, "sasrec", parent_version=first)
+    assert (first, second) == (1, 2) and versions.list_versions(repo / "sasrec") == [1, 2]
     version_dir = repo / "sasrec" / "2"
     names = {p.name for p in version_dir.iterdir()}
     assert {"model.onnx", "item_tower.onnx", "vocab.json", "model_card.json", "model.py"} <= names
-    card = json.loads((version_dir / "model_card.json").read_text())
-    assert card["parent_version"] == 1 and card["seed"] == 3
-    assert card["data"] == {"first_ts": 1, "last_ts": 2} and "created_at" in card
+    card = read_model_card(version_dir)
+    assert card.parent_version == 1 and card.seed == 3 and card.kind == "training"
+    assert card.data == {"first_ts": 1, "last_ts": 2} and isinstance(card.created_at, float)
+    assert (card.n_items, card.seq_len) == (N_ITEMS - 1, model.config.max_len)
+    assert card.k == min(100, N_ITEMS - 1)
     assert json.loads((version_dir / "vocab.json").read_text())["items"][0] == "item1"
-    assert not list(staging.iterdir())  # nothing half-built left behind
+    assert not [p for p in (repo / "sasrec").iterdir() if p.name.startswith(".")]  # no staging
+
+    # `streamrec model list` prints a table for versions built this way (it once crashed)
+    monkeypatch.setenv("STREAMREC_TRITON__MODEL_REPOSITORY", str(repo))
+    monkeypatch.setenv("STREAMREC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TRITON_URL", "")
+    assert main(["model", "list"]) == 0
+    rows = [line[2:].split() for line in capsys.readouterr().out.splitlines()[1:3]]
+    assert [row[:2] for row in rows] == [["1", "training"], ["2", "training"]]
 
 
 def test_repository_configs_follow_the_contract() -> None:

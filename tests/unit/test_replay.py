@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from streamrec.cli import main
-from streamrec.cli.adapt import drift_metrics, recovery_events, summarize
-from training.replay import Replayer, ReplayOptions, VariantRun, synthetic_data
+from training.replay.data import synthetic_data
+from training.replay.prequential import Replayer, ReplayOptions, VariantRun
+from training.replay.report import drift_metrics, recovery_events, summarize
 
 
 def tiny(events: int = 4_000) -> Replayer:
@@ -72,6 +73,7 @@ def test_cli_json_last_line_and_plot(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert any(line.startswith("covisit") for line in out)
 
 
+@pytest.mark.slow  # ~30 s on a 2-core machine
 def test_adaptive_loop_retrains_and_reports(monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path) -> None:
     pytest.importorskip("torch")

@@ -10,14 +10,9 @@ import pytest
 
 from streamrec.core.events import CatalogItem, ClickEvent
 from streams.engine import Candidate, Catalog, RankingContext
-from streams.rerank import (
-    FEATURES,
-    PRIOR_WEIGHTS,
-    OnlineReranker,
-    RerankConfig,
-    _ListStats,
-    sync_through_redis,
-)
+from streams.rerank.exchange import from_snapshot, merge, sync_through_redis, to_snapshot
+from streams.rerank.features import FEATURES, ListStats
+from streams.rerank.reranker import PRIOR_WEIGHTS, OnlineReranker, RerankConfig
 from streams.state import UserState
 
 HOUR = 3600 * 1000
@@ -89,7 +84,7 @@ def test_rank_scores_every_candidate_as_predict_one_of_its_features() -> None:
                              event=ClickEvent(f"e{trial}", "u1", "i1", "click", 40 * HOUR),
                              catalog=catalog, now_ts=40 * HOUR, model_answered=True)
         ranked = r.rank(cands, ctx, k=10)
-        stats = _ListStats.of(cands)  # the list's normalisers (model z-score, top trending)
+        stats = ListStats.of(cands)  # the list's normalisers (model z-score, top trending)
         reference = sorted(((c, r.predict_one(r.features_of(c, ctx, stats))) for c in cands),
                            key=lambda cs: (-cs[1], cs[0].item_id))
         assert [c.item_id for c, _ in ranked] == [c.item_id for c, _ in reference[:10]]
@@ -153,10 +148,10 @@ def test_snapshot_roundtrip_and_merge_averages() -> None:
         b.learn_one({"trend": 1.0}, False)
     a.clock.learn_one("i", 5)
     b.clock.learn_one("i", 3)
-    copy = OnlineReranker.from_dict(json.loads(json.dumps(a.to_dict())))
+    copy = from_snapshot(json.loads(json.dumps(to_snapshot(a))))
     assert copy.weights == a.weights
     expected = (a.weights["trend"] + b.weights["trend"]) / 2
-    a.merge(b)
+    merge(a, b)
     assert abs(a.weights["trend"] - expected) < 1e-9
     assert a.clock.first_seen["i"] == 3 and a.clock.last_seen["i"] == 5
 
@@ -184,7 +179,7 @@ def test_two_workers_sync_through_redis() -> None:
 
 
 def test_rerank_benchmark_paths_agree() -> None:
-    from streams.rerank_bench import format_table, run_benchmark
+    from streams.rerank.bench import format_table, run_benchmark
 
     report = run_benchmark(lists=30, seed=3)
     assert report["order_mismatches"] == 0

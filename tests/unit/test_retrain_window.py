@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from training.retrain import RetrainPolicy
+from training.retrain_policy import RetrainPolicy
 
 
 def test_without_a_drift_the_window_is_the_last_recent_events() -> None:

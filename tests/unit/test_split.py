@@ -26,7 +26,7 @@ def test_ties_keep_the_source_row_order() -> None:
 
 def test_leave_one_out_targets_and_training_data() -> None:
     split = LeaveOneOut.from_interactions(_toy())
-    v = split.vocab.index
+    v = split.vocab.index_of
     train = dict(zip(split.users, split.train_sequences(), strict=True))
     assert train["u1"] == [v["a"], v["b"]]
     assert train["u2"] == [v["x"], v["y"]]  # too short to evaluate: training only

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,9 @@ from inference import codec, testing_model
 from inference.client import ClientConfig, ModelClient
 from inference.triton_server import TritonProcess
 from streamrec.core import versions
+from streamrec.core.model_card import read_model_card
 from streamrec.core.ports import ModelUnavailable
+from tests.support import wait_until_async
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,17 +28,10 @@ def expected(version_dir: Path, sequence: list[str], k: int) -> list[str]:
     vocab = versions.Vocabulary.load(version_dir)
     session = ort.InferenceSession(str(version_dir / "model.onnx"))
     items, scores = session.run(["top_items", "top_scores"], {
-        "item_seq": codec.encode_sequences(vocab, [sequence]),
+        "item_seq": codec.encode_sequences(vocab, [sequence], read_model_card(version_dir).seq_len),
         "exclude_items": np.zeros((1, 1), dtype=np.int64),
     })
     return [item for item, _ in codec.decode(vocab, items, scores, k)[0]]
-
-
-async def _until(condition, timeout_s: float) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 def test_version_switch_mid_stream_then_pin_and_rollback(
@@ -58,27 +52,36 @@ def test_version_switch_mid_stream_then_pin_and_rollback(
                 answers.append((index, answer.model, [i for i, _ in answer.lists[0]]))
             await asyncio.sleep(0.005)
 
+    def answered_by(version: int, since: int) -> int:
+        """How many answers after the ``since``-th came from ``version``."""
+        return sum(label == f"sasrec:{version}" for _, label, _ in answers[since:])
+
+    async def switch_to(version: int, client: ModelClient, timeout_s: float) -> None:
+        """Wait until the client follows ``version`` and the callers got 40 answers from it."""
+        since = len(answers)
+        await wait_until_async(lambda: client.live is not None and client.live.version == version,
+                               timeout_s, f"the client following version {version}")
+        await wait_until_async(lambda: answered_by(version, since) >= 40, 10,
+                               f"40 answers from version {version}")
+
     async def run() -> None:
         config = ClientConfig(url=triton.grpc_address, model_repository=serving_repo,
                               timeout_s=5.0, watch_interval_s=0.2)
         async with ModelClient(config) as client:
             stop = asyncio.Event()
             callers = [asyncio.create_task(caller(client, i, stop)) for i in range(8)]
-            await asyncio.sleep(0.5)
+            await wait_until_async(lambda: answered_by(1, 0) >= 40, 10, "40 answers from version 1")
             # version 2: other weights and 20 more items
             version = testing_model.build_version(model_dir, n_items=320, seed=7)
             assert version == 2
-            await _until(lambda: client.live is not None and client.live.version == 2, 30)
-            await asyncio.sleep(0.5)
+            await switch_to(2, client, 30)
             assert client.stats.version_switches == 1
 
             # rollback = pin the previous version; Triton still has it loaded (latest 2)
             versions.write_pin(serving_repo, "sasrec", 1, reason="test rollback")
-            await _until(lambda: client.live is not None and client.live.version == 1, 10)
-            await asyncio.sleep(0.3)
+            await switch_to(1, client, 10)
             versions.write_pin(serving_repo, "sasrec", None)
-            await _until(lambda: client.live is not None and client.live.version == 2, 10)
-            await asyncio.sleep(0.3)
+            await switch_to(2, client, 10)
             stop.set()
             await asyncio.gather(*callers)
 

@@ -46,7 +46,7 @@ def test_embedded_triton_serves_the_repository_templates(tmp_path: Path) -> None
     import tritonclient.grpc as grpcclient
 
     repo = tmp_path / "model_repository"
-    settings = Settings(model_repository=repo, home=tmp_path / "home")
+    settings = Settings.from_env(triton={"model_repository": repo}, home=tmp_path / "home")
     assert start_embedded_triton(settings, tmp_path / "logs") is None  # nothing to serve yet
     model_dir = _copy_templates(repo)
     version = testing_model.build_version(model_dir)

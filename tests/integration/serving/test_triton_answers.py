@@ -8,20 +8,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference import codec
 from inference.client import ClientConfig, ModelClient
 from inference.triton_server import TritonProcess
 from streamrec.core import versions
+from streamrec.core.model_card import read_model_card
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def _inputs(n: int, n_items: int = 300, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def _inputs(n: int, seq_len: int, n_items: int = 300,
+            seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    item_seq = np.zeros((n, codec.SEQ_LEN), dtype=np.int64)
+    item_seq = np.zeros((n, seq_len), dtype=np.int64)
     exclude = np.zeros((n, 16), dtype=np.int64)
     for row in range(n):
-        length = int(rng.integers(1, codec.SEQ_LEN + 1))
+        length = int(rng.integers(1, seq_len + 1))
         item_seq[row, -length:] = rng.integers(1, n_items + 1, size=length)
         exclude[row, :10] = rng.integers(1, n_items + 1, size=10)
     return item_seq, exclude
@@ -31,7 +32,7 @@ def test_triton_equals_in_process_onnxruntime(triton: TritonProcess, serving_rep
     import onnxruntime as ort
     import tritonclient.grpc as grpcclient
 
-    item_seq, exclude = _inputs(32)
+    item_seq, exclude = _inputs(32, read_model_card(serving_repo / "sasrec" / "1").seq_len)
     session = ort.InferenceSession(str(serving_repo / "sasrec" / "1" / "model.onnx"))
     want_items, want_scores = session.run(
         ["top_items", "top_scores"], {"item_seq": item_seq, "exclude_items": exclude}

@@ -15,6 +15,7 @@ from inference.client import ClientConfig, ModelClient
 from inference.triton_server import TritonProcess
 from streamrec.core.config import Settings
 from streamrec.core.ports import ModelUnavailable
+from tests.support import wait_until_async
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -24,7 +25,7 @@ FALLBACK_BUDGET_S = 0.100
 def test_fallback_within_100ms_then_model_again_after_restart(
     triton: TritonProcess, serving_repo: Path, start_triton: Callable[..., TritonProcess]
 ) -> None:
-    timeout_s = Settings().triton_timeout_s  # the worker's setting (80 ms)
+    timeout_s = Settings.from_env().triton.timeout_s  # the worker's setting (80 ms)
     log: list[tuple[float, str, float]] = []  # (start, "model"|"fallback", seconds)
     events: dict[str, float] = {}
 
@@ -39,28 +40,34 @@ def test_fallback_within_100ms_then_model_again_after_restart(
             log.append((started, outcome, time.monotonic() - started))
             await asyncio.sleep(0.01)
 
+    def outcomes(outcome: str, after: str) -> int:
+        """How many calls that started after ``events[after]`` ended as ``outcome``."""
+        return sum(o == outcome for s, o, _ in log if after in events and s > events[after])
+
     async def run() -> dict[str, object]:
         config = ClientConfig(url=triton.grpc_address, model_repository=serving_repo,
                               timeout_s=timeout_s, open_s=0.5)
         async with ModelClient(config) as client:
             stop = asyncio.Event()
             callers = [asyncio.create_task(caller(client, n, stop)) for n in range(1, 5)]
-            await asyncio.sleep(1.0)
+            events["started"] = time.monotonic()
+            await wait_until_async(lambda: outcomes("model", after="started") > 10, 20,
+                                   "more than 10 model answers before the kill")
             events["killed"] = time.monotonic()
             os.kill(triton.pid, signal.SIGKILL)
-            await asyncio.sleep(1.5)
+            # the outage lasts until the circuit has opened and rejected calls
+            await wait_until_async(
+                lambda: client.stats.circuit_rejections > 0
+                and outcomes("fallback", after="killed") >= 20, 20,
+                "the circuit opening (calls rejected) and 20 fallbacks during the outage")
             events["restarting"] = time.monotonic()
             await asyncio.to_thread(
                 start_triton, serving_repo, http_port=triton.http_port,
                 grpc_port=triton.grpc_port, metrics_port=triton.metrics_port,
             )
             events["ready"] = time.monotonic()
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                recent = [o for s, o, _ in log if s > events["ready"]]
-                if recent.count("model") >= 20:
-                    break
-                await asyncio.sleep(0.1)
+            await wait_until_async(lambda: outcomes("model", after="ready") >= 20, 20,
+                                   "20 model answers after the restart")
             stop.set()
             await asyncio.gather(*callers)
             return {"stats": client.stats.as_dict(), "circuit": client.circuit_state}

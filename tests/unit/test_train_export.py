@@ -1,7 +1,8 @@
 """End to end on a small slice: train -> checkpoint -> publish -> load the version -> same top-K.
 
 Uses the real MovieLens-100K reader on a few users when recbole's data is installed, and a
-JSONL click log (the event contract) through the CLI. Tiny models, a few epochs: seconds.
+JSONL click log (the event contract) through the CLI. Tiny models, a few epochs, no server:
+seconds. Reading clicks back from Kafka is in tests/integration/test_kafka_clicks.py.
 """
 
 from __future__ import annotations
@@ -43,19 +44,20 @@ def _round_trip(dataset: Dataset, vectors: np.ndarray | None, variant: str,
                             overrides=TINY, progress=False)
     assert 0.0 <= metrics["ndcg@10"] <= 1.0 and "ndcg@10_all" in metrics
     repo = _repository(tmp_path)
-    version = publish_version(checkpoint, repo, "sasrec", staging_root=tmp_path / "staging")
-    session, items, card = load_version(repo / "sasrec" / str(version))
-    assert items == split.vocab.items
-    assert card["metrics"]["ndcg@10"] == pytest.approx(metrics["ndcg@10"])
-    assert card["data"]["interactions"] == len(dataset.interactions)
+    version = publish_version(checkpoint, repo, "sasrec")
+    session, served_vocab, card = load_version(repo / "sasrec" / str(version))
+    assert served_vocab == split.vocab
+    assert card.metrics["ndcg@10"] == pytest.approx(metrics["ndcg@10"])
+    assert card.data["interactions"] == len(dataset.interactions)
 
     model, vocab, _ = load_checkpoint(checkpoint)
+    assert card.seq_len == model.config.max_len and card.n_items == len(vocab)
     cases = loo_cases(split, "test")
     # the checkpoint reproduces its recorded metrics
     again = evaluate(lambda h: score_histories(model, h), cases, split.train_counts())
     assert again["ndcg@10"] == pytest.approx(metrics["ndcg@10"])
     # the served graph ranks exactly like the trained model, history masked
-    seq = pad_left(cases.histories, 50)
+    seq = pad_left(cases.histories, card.seq_len)
     width = max(len(e) for e in cases.excluded)
     exclude = np.zeros((len(cases.excluded), width), dtype=np.int64)
     for row, excluded in enumerate(cases.excluded):
@@ -99,7 +101,7 @@ def test_cli_trains_and_publishes_from_a_click_log(tmp_path: Path) -> None:
     _click_log(log)
     repo = _repository(tmp_path)
     env = {"STREAMREC_ARTIFACTS": str(tmp_path / "artifacts"),
-           "STREAMREC_MODEL_REPOSITORY": str(repo), "PATH": "/usr/bin:/bin"}
+           "STREAMREC_TRITON__MODEL_REPOSITORY": str(repo), "PATH": "/usr/bin:/bin"}
     run = subprocess.run(
         [sys.executable, "-m", "streamrec.cli", "train", "--dataset", str(log), "--variant",
          "id", "--small", "--epochs", "15", "--json", "--no-progress"],
@@ -109,8 +111,15 @@ def test_cli_trains_and_publishes_from_a_click_log(tmp_path: Path) -> None:
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert report["version"] == 1 and Path(report["checkpoint"]).exists()
     assert report["metrics"]["hr@10"] > 0.5  # the walk is easy to learn
-    session, items, card = load_version(repo / "sasrec" / "1")
-    assert len(items) == 30 and card["parent_version"] is None
+    session, vocab, card = load_version(repo / "sasrec" / "1")
+    assert len(vocab) == 30 and card.parent_version is None and card.kind == "training"
+    listing = subprocess.run(
+        [sys.executable, "-m", "streamrec.cli", "model", "list"], cwd=REPO, capture_output=True,
+        env={**env, "STREAMREC_HOME": str(tmp_path / "home"), "TRITON_URL": ""}, text=True,
+        timeout=60,
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert "training" in listing.stdout  # a table row for version 1
 
 
 def test_direct_dataset_round_trip_without_text(tmp_path: Path) -> None:
@@ -119,30 +128,3 @@ def test_direct_dataset_round_trip_without_text(tmp_path: Path) -> None:
     dataset = load_dataset(str(log))
     assert dataset.texts is None and len(dataset.catalog) == 30
     _round_trip(dataset, None, "id", tmp_path)
-
-
-def test_kafka_replay_reads_everything_once(kafka_bootstrap: str) -> None:
-    import uuid
-
-    from kafka import KafkaProducer
-
-    from training.data import read_clicks_from_kafka
-
-    topic = f"clicks-{uuid.uuid4().hex[:8]}"
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=20)  # batched
-    for i in range(500):
-        event = {"event_id": f"e{i}", "user_id": f"u{i % 7}", "item_id": f"i{i % 13}",
-                 "type": "click", "ts": 1_700_000_000_000 + i}
-        producer.send(topic, json.dumps(event).encode(), key=event["user_id"].encode())
-    producer.send(topic, b"not json")
-    producer.send(topic, json.dumps({"event_id": "e3", "user_id": "u3", "item_id": "i3",
-                                     "type": "click", "ts": 1_700_000_000_003}).encode())
-    producer.flush()
-    producer.close()
-    data = read_clicks_from_kafka(kafka_bootstrap, topic)
-    rows = list(data)
-    assert len(rows) == 500  # the bad record skipped, the repeated event_id counted once
-    assert [ts for _, _, ts in rows] == sorted(ts for _, _, ts in rows)
-    assert rows[0] == ("u0", "i0", 1_700_000_000_000)
-    recent = read_clicks_from_kafka(kafka_bootstrap, topic, since_ts=1_700_000_000_400)
-    assert len(recent) == 100

@@ -15,14 +15,15 @@ verbs do (:meth:`OnlineReranker.predict_one` of :meth:`OnlineReranker.features_o
 from __future__ import annotations
 
 import random
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 from streamrec.core.events import CatalogItem, ClickEvent
+from streamrec.core.metrics import percentile
 from streams.engine import Candidate, Catalog, RankingContext
-from streams.rerank import OnlineReranker, _ListStats
+from streams.rerank.features import ListStats
+from streams.rerank.reranker import OnlineReranker
 from streams.state import UserState
 
 HOUR = 3600 * 1000
@@ -62,7 +63,7 @@ def _candidate_list(rng: random.Random, anchor: str | None) -> list[Candidate]:
 def _per_candidate(r: OnlineReranker, cands: list[Candidate], ctx: RankingContext,
                    k: int) -> list[str]:
     r.clock.learn_one(ctx.event.item_id, ctx.event.ts)
-    stats = _ListStats.of(cands)
+    stats = ListStats.of(cands)
     scored = [(c, r.predict_one(r.features_of(c, ctx, stats))) for c in cands]
     scored.sort(key=lambda cs: (-cs[1], cs[0].item_id))
     return [c.item_id for c, _ in scored[:k]]
@@ -98,8 +99,8 @@ def run_benchmark(lists: int = 500, seed: int = 0, k: int = 10,
         _per_candidate(fresh, cands, c, k) != [cand.item_id for cand, _ in fresh.rank(cands, c, k)]
         for cands, c in zip(batch, contexts, strict=True)
     )
-    cases = {name: {"median_us": round(statistics.median(v), 1),
-                    "p99_us": round(sorted(v)[int(0.99 * (len(v) - 1))], 1)}
+    cases = {name: {"median_us": round(percentile(v, 50), 1),
+                    "p99_us": round(percentile(v, 99), 1)}
              for name, v in timings.items()}
     return {
         "lists": lists,

@@ -1,0 +1,74 @@
+"""Fine-tuning the live version on recent events: the candidate a retrain offers the gate.
+
+:func:`fine_tune` warm-starts from the live version (:func:`warm_state`: its weights
+re-indexed by item id), extends the vocabulary with the new items and trains on recent
+events with :func:`training.train.train_model`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from training.data import Interactions, LeaveOneOut, Vocabulary
+from training.scored_model import ScoredModel
+
+
+@dataclass
+class FineTuneConfig:
+    epochs: int = 15
+    patience: int = 3
+    lr: float = 5e-4
+    time_budget_s: float = 60.0
+    seed: int = 0
+
+
+def fine_tune(
+    live: ScoredModel,
+    train: Interactions,
+    text_vectors_for: Any,
+    config: FineTuneConfig,
+    label: str,
+    *,
+    progress: bool = False,
+) -> ScoredModel:
+    """Fine-tune a copy of ``live`` on ``train`` (recent events), vocabulary extended.
+
+    ``text_vectors_for(items) -> [len(items)+1, 384] array or None`` gives the content rows
+    for the new vocabulary (row 0 = padding). The live model is not modified.
+    """
+    from training.train import TrainConfig, train_model
+
+    split = LeaveOneOut.from_interactions(train, catalog=live.vocab.items)
+    live_config = live.model.config
+    text_vectors = text_vectors_for(split.vocab.items) if live_config.use_text else None
+    train_config = TrainConfig(
+        model=replace(live_config, use_text=live_config.use_text and text_vectors is not None),
+        seed=config.seed, epochs=config.epochs, patience=config.patience, lr=config.lr,
+        warmup_epochs=0, time_budget_s=config.time_budget_s,
+    )
+    state = warm_state(live, split.vocab)
+    result = train_model(split, text_vectors, train_config, progress=progress, init_state=state)
+    return ScoredModel(result.model, split.vocab, label, result)
+
+
+def warm_state(live: ScoredModel, vocab: Vocabulary) -> dict[str, Any]:
+    """``live``'s weights re-indexed to ``vocab`` by item id (new items keep a fresh init;
+    content buffers come from the new vocabulary's text, not from here)."""
+    import torch
+
+    state = {k: v.clone() for k, v in live.model.state_dict().items()
+             if not k.startswith("items.content_")}
+    key = "items.id_embedding.weight"
+    if key in state:
+        old = state[key]
+        fresh = torch.randn(vocab.table_rows, old.shape[1]) * old.shape[1] ** -0.5
+        fresh[0] = 0.0
+        trained = live.base_vocab  # rows added by a catalogue refresh have no ID embedding
+        pairs = [(i, trained.index_of[item]) for i, item in enumerate(vocab.items, start=1)
+                 if item in trained.index_of]
+        if pairs:
+            new_rows, old_rows = zip(*pairs, strict=True)
+            fresh[list(new_rows)] = old[list(old_rows)]
+        state[key] = fresh
+    return state

@@ -1,0 +1,52 @@
+"""The frozen sequence model of the replay: trained on the warm events only, cached."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from streamrec.core.config import Settings
+from training.replay.data import ReplayData
+
+if TYPE_CHECKING:
+    from training.replay.prequential import ReplayOptions
+
+
+class ModelUnavailableError(Exception):
+    """The sequence model cannot be trained or loaded here (e.g. torch is not installed)."""
+
+
+def train_frozen(data: ReplayData, settings: Settings, options: ReplayOptions) -> Any:
+    """The sequence model trained on the warm events only (cached under artifacts/replay)."""
+    try:
+        import torch  # noqa: F401
+
+        from training.data import LeaveOneOut
+        from training.scored_model import ScoredModel
+        from training.train import TrainConfig, load_checkpoint, save_checkpoint, train_model
+    except ImportError as exc:
+        raise ModelUnavailableError(f"the model needs the train extra ({exc})") from exc
+    config = TrainConfig(seed=options.seed, time_budget_s=options.train_budget_s)
+    key = hashlib.sha256(json.dumps(
+        [data.fingerprint(), asdict(config), data.texts is not None]).encode()).hexdigest()[:12]
+    path = settings.artifacts / "replay" / f"{data.name}-frozen-{key}.pt"
+    if path.exists():
+        model, vocab, _ = load_checkpoint(path)
+        return ScoredModel(model, vocab, "sasrec:frozen")
+    warm = data.interactions(data.warm)
+    split = LeaveOneOut.from_interactions(warm)
+    replayer_texts = None
+    if data.texts is not None:
+        from training.pipeline import Dataset, text_matrix
+
+        dataset = Dataset(data.name, warm, sorted(data.texts), data.texts)
+        replayer_texts = text_matrix(dataset, split.vocab.items, settings)
+    config.model.use_text = replayer_texts is not None
+    result = train_model(split, replayer_texts, config, progress=options.progress)
+    save_checkpoint(result, path, {"replay": data.name})
+    print(f"frozen model: {result.epochs_run} epochs in {result.seconds:.0f} s, valid "
+          f"ndcg@10 {result.valid['ndcg@10']:.4f} -> {path}", file=sys.stderr)
+    return ScoredModel(result.model, split.vocab, "sasrec:frozen")
