@@ -24,6 +24,7 @@ from streamrec.cli.producer import movielens_events, movielens_items, send_all
 from streamrec.core.config import Settings, UserError
 from streamrec.core.embedded import pid_alive, stop_pid
 from streamrec.core.metrics import percentile
+from streamrec.core.ports import FALLBACK
 from streams.kafka_io import ensure_topics, start_consumer
 from streams.malformed import mix_malformed
 from streams.runtime import WORKERS_READY_KEY
@@ -57,13 +58,16 @@ def start_workers(settings: Settings, n: int, env: dict[str, str]) -> list[subpr
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     procs = []
+    port = settings.observability.port
     for i in range(n):
+        # worker i serves /metrics on port + i (9464, 9465, ...); 0 stays "any free port"
+        worker_env = {**env, "STREAMREC_OBSERVABILITY__PORT": str(port + i if port else 0)}
         with open(logs / f"worker-{i}.log", "ab") as log:
             procs.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "streamrec.cli", "worker", "--loglevel", "info"],
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                    start_new_session=True,
+                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    env=worker_env, start_new_session=True,
                 )
             )
     return procs
@@ -74,7 +78,7 @@ async def wait_for_workers(
 ) -> None:
     import redis.asyncio as aioredis
 
-    client = aioredis.from_url(settings.require_redis())
+    client = aioredis.from_url(settings.require_redis(), **settings.redis_options())
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline:
@@ -212,7 +216,9 @@ def _summary(
     users: set[str],
 ) -> dict[str, Any]:
     elapsed = max(1e-9, r.last_received - r.first_sent)
-    model = max(r.models, key=lambda m: r.models[m]) if r.models else "none"
+    served = {m: n for m, n in r.models.items() if m != FALLBACK}
+    model = max(served, key=lambda m: served[m]) if served else None
+    fallback_share = r.models.get(FALLBACK, 0) / max(1, sum(r.models.values()))
     return {
         "events_sent": n_valid + n_bad,
         "events_valid": n_valid,
@@ -233,8 +239,9 @@ def _summary(
             if stack.get("kafka") else f"external {stack.get('kafka_external')}",
             "redis": f"redis-server 6.2 (embedded) {stack.get('redis')}"
             if stack.get("redis") else f"external {stack.get('redis_external')}",
-            "model": (f"{model} via Triton {stack['triton_grpc']}"
-                      if stack.get("triton_grpc") and model != "fallback"
+            "model": (f"{model} via Triton {stack['triton_grpc']}, "
+                      f"{fallback_share:.0%} of the lists from the fallback"
+                      if stack.get("triton_grpc") and model is not None
                       else "stream recommenders (trending + co-visitation), no model"),
         },
     }
