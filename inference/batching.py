@@ -5,7 +5,9 @@
   own and leaves batching to Triton's dynamic batcher (batch in one place, not two).
 - Timeouts and retries: each Triton call has a deadline (``timeout_s`` in all, retries included);
   a fast failure (e.g. connection refused) is retried at most ``retries`` times within it.
-- Circuit breaker: every failure and success is recorded on the breaker the caller is given.
+- Circuit breaker: every batch records its outcome (success, or failure on every other path:
+  error, timeout, no version, cancellation) on the breaker the caller is given, so a half-open
+  probe always ends.
 - Versions: a batch reads the live version (and its vocabulary) once, so its ids are encoded and
   decoded with one vocabulary; a request Triton refuses for its version asks the follower to
   look again.
@@ -90,13 +92,25 @@ class TritonBatcher:
 
     # --- the batching loop -----------------------------------------------------------------
     async def run(self) -> None:
-        """Gather calls into batches and start one Triton request per batch, until cancelled."""
-        while True:
-            calls = await self._next_batch()
-            await self._slots.acquire()
-            task = asyncio.create_task(self._run_batch(calls))
-            self._inflight.add(task)
-            task.add_done_callback(self._batch_done)
+        """Gather calls into batches and start one Triton request per batch, until cancelled.
+
+        Calls still queued when it stops get ModelUnavailable (no caller waits forever)."""
+        try:
+            while True:
+                calls = await self._next_batch()
+                try:
+                    await self._slots.acquire()
+                except BaseException:
+                    _fail(calls, ModelUnavailable("model client closed"))
+                    raise
+                task = asyncio.create_task(self._run_batch(calls))
+                self._inflight.add(task)
+                task.add_done_callback(self._batch_done)
+        finally:
+            queued = []
+            while not self._queue.empty():
+                queued.append(self._queue.get_nowait())
+            _fail(queued, ModelUnavailable("model client closed"))
 
     async def _next_batch(self) -> list[PendingCall]:
         cfg = self.config
@@ -112,6 +126,9 @@ class TritonBatcher:
                     call = await asyncio.wait_for(self._queue.get(), timeout)
                 except TimeoutError:
                     break
+                except BaseException:  # cancelled while gathering: these calls end too
+                    _fail(calls, ModelUnavailable("model client closed"))
+                    raise
                 calls.append(call)
                 size += len(call.sequences)
         while not self._queue.empty() and size < cfg.max_batch:
@@ -125,6 +142,11 @@ class TritonBatcher:
         self._slots.release()
 
     async def _run_batch(self, calls: list[PendingCall]) -> None:
+        """Score one batch; the breaker records its outcome on every path.
+
+        A success closes the circuit, anything else (no version, Triton's error or timeout, a
+        bug, a cancellation) is a failure, so a half-open probe in this batch always ends.
+        """
         live = self.live()
         try:
             if live is None:
@@ -139,24 +161,38 @@ class TritonBatcher:
             top_items = np.concatenate([r[0] for r in results])
             top_scores = np.concatenate([r[1] for r in results])
         except ModelUnavailable as exc:
+            self.breaker.record_failure()
             _fail(calls, ModelUnavailable(str(exc)))
             return
         except Exception as exc:  # a bug must not leave callers waiting
             log.exception("model batch failed")
+            self.breaker.record_failure()
             _fail(calls, ModelUnavailable(repr(exc)))
             return
+        except BaseException:  # cancelled: the callers get the fallback
+            self.breaker.record_failure()
+            _fail(calls, ModelUnavailable("model batch cancelled"))
+            raise
+        self.breaker.record_success()
         start = 0
-        for call in calls:
-            end = start + len(call.sequences)
-            lists = codec.decode(live.vocab, top_items[start:end], top_scores[start:end], call.k)
-            if not call.future.done():
-                call.future.set_result(ModelAnswer(lists, live.label))
-            start = end
+        try:
+            for call in calls:
+                end = start + len(call.sequences)
+                lists = codec.decode(live.vocab, top_items[start:end], top_scores[start:end],
+                                     call.k)
+                if not call.future.done():
+                    call.future.set_result(ModelAnswer(lists, live.label))
+                start = end
+        except Exception as exc:  # a decoding bug must not leave callers waiting either
+            log.exception("decoding a model batch failed")
+            _fail(calls, ModelUnavailable(repr(exc)))
 
     async def _infer(
         self, live: LiveVersion, sequences: list[list[str]], exclude: list[list[str]]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One Triton request for ``live``'s version, with deadline, retries and the breaker."""
+        """One Triton request for ``live``'s version, with deadline and retries.
+
+        Raises ModelUnavailable; the batch records the outcome on the breaker."""
         import tritonclient.grpc.aio as grpcclient
         from tritonclient.utils import InferenceServerException
 
@@ -196,11 +232,9 @@ class TritonBatcher:
                     continue
                 self.stats.timeouts += timed_out
                 self.stats.errors += not timed_out
-                self.breaker.record_failure()
                 if "version" in str(exc).lower() or "unknown model" in str(exc).lower():
                     self.on_version_refused()
                 raise ModelUnavailable(f"{live.label}: {exc}") from None
-            self.breaker.record_success()
             return items, scores
 
 

@@ -65,6 +65,18 @@ class ClientConfig:
     max_in_flight: int = 16
     watch_interval_s: float = 0.5
     exclude_min_width: int = 16
+    # gRPC TLS (the triton section's grpc_options(): PEM file paths); plaintext when ssl=False
+    ssl: bool = False
+    root_certificates: str | None = None
+    private_key: str | None = None
+    certificate_chain: str | None = None
+
+    def grpc_options(self) -> dict[str, Any]:
+        """tritonclient's TLS keyword arguments (empty for plaintext)."""
+        if not self.ssl:
+            return {}
+        return {"ssl": True, "root_certificates": self.root_certificates,
+                "private_key": self.private_key, "certificate_chain": self.certificate_chain}
 
 
 @dataclass
@@ -97,7 +109,11 @@ class ModelClient:
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         self.stats = ClientStats()
-        self.breaker = CircuitBreaker(config.failure_threshold, config.open_s)
+        # a probe without a verdict (a lost batch) counts as failed after this long
+        self.breaker = CircuitBreaker(
+            config.failure_threshold, config.open_s,
+            probe_timeout_s=max(config.open_s, 10 * config.timeout_s),
+        )
         self.follower = VersionFollower(
             config.model_repository, config.model_name, self._ready_versions,
             interval_s=config.watch_interval_s, on_switch=self._count_switch,
@@ -118,6 +134,7 @@ class ModelClient:
             "max_batch": settings.triton.max_batch,
             "max_delay_s": settings.triton.max_delay_s,
             **settings.client.model_dump(),
+            **settings.triton.grpc_options(),
         }
         values.update(overrides)
         return cls(ClientConfig(**values))
@@ -127,7 +144,8 @@ class ModelClient:
         """Open the channel, pick the version to use (if Triton answers), start the tasks."""
         import tritonclient.grpc.aio as grpcclient
 
-        triton = grpcclient.InferenceServerClient(self.config.url, channel_args=CHANNEL_ARGS)
+        triton = grpcclient.InferenceServerClient(
+            self.config.url, channel_args=CHANNEL_ARGS, **self.config.grpc_options())
         self._batcher = TritonBatcher(
             self.config, triton, self.breaker, self.stats,
             live=lambda: self.follower.live, on_version_refused=self.follower.request_check,

@@ -53,9 +53,14 @@ def decode(
 ) -> list[list[tuple[str, float]]]:
     """Top-``k`` (item_id, score) per row; padding and masked (-inf) entries are skipped."""
     ids = vocab.items
+    # one vectorised mask; the model's K is usually larger than k, so only k columns are read
+    valid = (top_items > 0) & (top_items <= len(ids)) & np.isfinite(top_scores)
+    if valid.all():
+        rows = zip(top_items[:, :k].tolist(), top_scores[:, :k].tolist(), strict=True)
+        return [[(ids[i - 1], s) for i, s in zip(items, scores, strict=True)]
+                for items, scores in rows]
     out = []
-    for items, scores in zip(top_items.tolist(), top_scores.tolist(), strict=True):
-        row = [(ids[i - 1], s) for i, s in zip(items, scores, strict=True)
-               if 0 < i <= len(ids) and math.isfinite(s)]
-        out.append(row[:k])
+    for items, scores, keep in zip(top_items, top_scores, valid, strict=True):
+        out.append([(ids[i - 1], s) for i, s in zip(
+            items[keep][:k].tolist(), scores[keep][:k].tolist(), strict=True)])
     return out

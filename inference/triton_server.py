@@ -18,8 +18,10 @@ Servers bind 127.0.0.1 only and are stopped by PID, never by name. Test fixtures
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -260,8 +262,11 @@ def wait_model_version(
 
 
 def stop_triton(server: TritonProcess, timeout_s: float = 10.0) -> None:
-    """Stop the server by its PID (SIGTERM, then SIGKILL after ``timeout_s``)."""
+    """Stop the server by its PID (SIGTERM, then SIGKILL after ``timeout_s``), then whatever is
+    left of its process group: the python backend's stubs outlive a SIGKILLed server."""
     stop_pid(server.pid, timeout_s)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(server.pid, signal.SIGKILL)  # its own group: started in a new session
     if server.proc is not None:
         try:
             server.proc.wait(timeout=1)

@@ -3,7 +3,9 @@
 - ``clicks`` (key = user_id, raw bytes) -> :class:`~streams.handlers.ClickBatchHandler` per
   batch of events: invalid records go to ``clicks.dlq`` with a reason; valid ones update the
   ``user-state`` table (changelog-backed) through :class:`~streams.engine.RecommendationEngine`,
-  and one recommendation per event goes to ``recommendations`` and to Redis.
+  and one recommendation per event goes to ``recommendations`` and to Redis. Forget requests
+  on ``clicks`` (``streamrec forget``) are applied in order by
+  :class:`~streams.forget.ForgettingClickHandler`.
 - ``items`` -> :class:`~streams.handlers.ItemBatchHandler`: the shared catalogue in Redis
   (invalid records also go to ``clicks.dlq``).
 - Timers: the re-ranker's weights are exchanged with the other workers every 30 s; the worker's
@@ -22,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -29,6 +33,7 @@ import faust
 from streamrec.core.config import Settings
 from streams import transport
 from streams.components import faust_credentials
+from streams.forget import ForgettingClickHandler
 from streams.handlers import ClickBatchHandler, ItemBatchHandler
 from streams.runtime import WorkerRuntime
 
@@ -45,6 +50,8 @@ class PendingRuntime:
         self.settings = settings
         self._built = asyncio.Event()
         self._runtime: WorkerRuntime | None = None
+        # set when an agent crashed: readiness fails, then the worker exits non-zero
+        self.crash_reason: BaseException | None = None
 
     async def build(self) -> WorkerRuntime:
         self._runtime = await WorkerRuntime.create(self.settings)
@@ -63,25 +70,38 @@ class PendingRuntime:
             raise RuntimeError("the worker runtime was not built")
         return self._runtime
 
+    @property
+    def healthy(self) -> bool:
+        """False once an agent has crashed (the worker is on its way out: not ready)."""
+        return self.crash_reason is None
+
+    async def crashed(self, agent: str, exc: BaseException) -> None:
+        """Record that ``agent`` crashed and withdraw this worker's readiness record."""
+        log.critical("agent %s crashed; the worker exits for its supervisor to restart it",
+                     agent, exc_info=exc)
+        self.crash_reason = exc
+        if self._runtime is not None:
+            await self._runtime.mark_unready()
+
     async def close(self) -> None:
         """Close the runtime if it was built (the worker calls this on shutdown)."""
         if self._runtime is not None:
             await self._runtime.close()
 
 
-def build_app(settings: Settings, runtime: PendingRuntime) -> faust.App:
-    """The Faust app for ``settings`` (broker quirks come from ``settings.kafka.broker``)."""
+def faust_app(settings: Settings, datadir: Path) -> faust.App:
+    """A Faust app on the configured broker with the profile's settings (the worker's and the
+    benchmark's plain agent share them, so the two are compared on equal terms)."""
     profile = settings.kafka.broker
-    settings.home.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.worker.app_id,
         broker=f"{transport.SCHEME}://{settings.require_kafka()}",
         store="memory://",
-        datadir=str(settings.home / "faust-data"),
+        datadir=str(datadir),
         web_enabled=False,
         web_bind="127.0.0.1",
         topic_partitions=profile["topic_partitions"],
-        topic_replication_factor=1,
+        topic_replication_factor=settings.kafka.replication_factor,
         broker_session_timeout=profile["broker_session_timeout"],
         broker_heartbeat_interval=profile["broker_heartbeat_interval"],
         broker_rebalance_timeout=profile["broker_rebalance_timeout"],
@@ -93,6 +113,14 @@ def build_app(settings: Settings, runtime: PendingRuntime) -> faust.App:
     )
     # read by streams.transport when it builds the worker's consumer
     app.conf.streamrec_fetch_max_wait_ms = profile.get("fetch_max_wait_ms")  # type: ignore[attr-defined]
+    return app
+
+
+def build_app(settings: Settings, runtime: PendingRuntime) -> faust.App:
+    """The Faust app for ``settings`` (broker quirks come from ``settings.kafka.broker``)."""
+    profile = settings.kafka.broker
+    settings.home.mkdir(parents=True, exist_ok=True)
+    app = faust_app(settings, settings.home / "faust-data")
     clicks = app.topic(
         settings.kafka.clicks_topic, key_type=bytes, value_type=bytes,
         key_serializer="raw", value_serializer="raw",
@@ -115,19 +143,42 @@ def build_app(settings: Settings, runtime: PendingRuntime) -> faust.App:
     async def build_runtime() -> None:
         await runtime.build()
 
+    async def exit_on_crash(agent: str, body: Awaitable[None]) -> None:
+        """Run an agent's loop; if it raises, readiness fails and the worker exits non-zero.
+
+        Faust's own supervisor would log "Crashed" and leave a live process consuming nothing
+        on that agent's partitions. ``app.crash`` marks the app and its worker crashed: the
+        worker stops and re-raises the reason, so the process exits with status 1.
+        """
+        try:
+            await body
+        except Exception as exc:
+            await runtime.crashed(agent, exc)
+            await app.crash(exc)
+
     @app.agent(clicks)
     async def handle_clicks(stream: Any) -> None:
-        handler = ClickBatchHandler(await runtime.wait(), users)
+        await exit_on_crash("clicks", answer_clicks(stream))
+
+    async def answer_clicks(stream: Any) -> None:
+        handler = ForgettingClickHandler(ClickBatchHandler(await runtime.wait(), users))
+        metrics = handler.runtime.metrics
         async for batch in stream.take_events(
             settings.worker.batch_size, within=settings.worker.batch_within_s
         ):
             await handler.handle(batch)
+            metrics.record_batch(settings.kafka.clicks_topic, batch)
 
     @app.agent(items)
     async def handle_items(stream: Any) -> None:
+        await exit_on_crash("items", publish_items(stream))
+
+    async def publish_items(stream: Any) -> None:
         handler = ItemBatchHandler(await runtime.wait())
+        metrics = handler.runtime.metrics
         async for batch in stream.take_events(256, within=0.05):
             await handler.handle(batch)
+            metrics.record_batch(settings.kafka.items_topic, batch, latency=False)
 
     @app.timer(interval=30.0)
     async def sync_reranker() -> None:
@@ -136,7 +187,7 @@ def build_app(settings: Settings, runtime: PendingRuntime) -> faust.App:
 
     @app.timer(interval=5.0)
     async def report_stats() -> None:
-        if (built := runtime.runtime) is not None:
+        if (built := runtime.runtime) is not None and runtime.healthy:
             log.info("worker stats: %s", json.dumps(built.stats()))
             await built.publish_stats()
 

@@ -32,6 +32,9 @@ from streams.state import StateConfig, UserState
 
 log = logging.getLogger(__name__)
 
+# a reason quotes at most this many characters of a title
+MAX_TITLE_IN_REASON = 120
+
 # --- the parts the engine is wired from ------------------------------------------------------
 @dataclass(slots=True)
 class Candidate:
@@ -322,7 +325,15 @@ class RecommendationEngine:
     def reason(self, c: Candidate, sequence: list[str]) -> str:
         if c.model_rank is not None:
             last = sequence[-1] if sequence else None
-            return f"sequence model, after {self.catalog.title(last)}" if last else "model"
+            return f"sequence model, after {self._short_title(last)}" if last else "model"
         if c.covisit_anchor is not None:
-            return f"often watched after {self.catalog.title(c.covisit_anchor)}"
+            return f"often watched after {self._short_title(c.covisit_anchor)}"
         return "trending"
+
+    def _short_title(self, item_id: str) -> str:
+        """The item's title, cut for a reason: a catalogue of 60 KB titles must not make
+        a recommendation too big to send."""
+        title = self.catalog.title(item_id)
+        if len(title) <= MAX_TITLE_IN_REASON:
+            return title
+        return title[: MAX_TITLE_IN_REASON - 3] + "..."

@@ -42,7 +42,9 @@ async def ensure_topics(settings: Settings, topics: Iterable[str] | None = None)
             partitions = settings.kafka.broker["topic_partitions"]
             try:
                 await admin.create_topics(
-                    [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in wanted]
+                    [NewTopic(t, num_partitions=partitions,
+                              replication_factor=settings.kafka.replication_factor)
+                     for t in wanted]
                 )
             except TopicAlreadyExistsError:
                 pass

@@ -55,6 +55,12 @@ MALFORMED_KINDS: dict[str, Callable[[Event], bytes]] = {
     "context_string": _with("context", "mobile"),
     "dwell_negative": _with("dwell_ms", -1),
     "oversized": lambda e: _dump({**e, "context": {"blob": "x" * 70_000}}),
+    # past Python's int max str digits: json.loads raises ValueError (the poison pill)
+    "huge_integer": lambda e: _dump({**e, "context": "@"}).replace(b'"@"', b"9" * 5001),
+    "nan_rating": lambda e: _dump({**e, "rating": float("nan")}),
+    "lone_surrogate": lambda e: _dump({**e, "user_id": "@"}).replace(b'"@"', b'"\\ud800"'),
+    "deeply_nested": lambda e: b"[" * 5000 + b"]" * 5000,
+    "type_list": _with("type", ["click"]),
 }
 
 

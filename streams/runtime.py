@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import time
+from collections import Counter
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,10 +28,11 @@ from redis.backoff import NoBackoff
 
 from inference.client import ModelClient
 from streamrec.core.config import Settings
-from streamrec.core.events import dead_letter
+from streamrec.core.events import dead_letter, dead_letter_key
 from streams.components import build_drift_detector, build_reranker, engine_config
 from streams.engine import RecommendationEngine
 from streams.feedback import AdaptiveFeedback
+from streams.observability import RuntimeCollector, WorkerMetrics
 from streams.rerank.exchange import sync_through_redis
 from streams.rerank.reranker import OnlineReranker
 from streams.serving_state import RedisCatalog, mirror_to_redis
@@ -38,10 +40,16 @@ from streams.signals import FailoverSignals, InMemorySignals, RedisSignals
 
 log = logging.getLogger(__name__)
 
-# a hash of the serving workers' stats by pid: the demo and the tests wait for it
+# a hash of the serving workers' stats by worker identity: the demo and the tests wait for it
 WORKERS_READY_KEY = "workers:ready"
-# a hash of the workers' re-ranker snapshots by pid (streams.rerank.exchange)
+# a hash of the workers' re-ranker snapshots by worker identity (streams.rerank.exchange)
 RERANKER_KEY = "reranker:workers"
+
+
+def worker_identity(pid: int | None = None, host: str | None = None) -> str:
+    """``host:pid``: unique per process across containers, where every worker is PID 1 but
+    each container has its own hostname (its id)."""
+    return f"{host or socket.gethostname()}:{os.getpid() if pid is None else pid}"
 
 
 class WorkerRuntime:
@@ -71,6 +79,11 @@ class WorkerRuntime:
         self.engine = engine
         self.dlq_count = 0
         self.mirror_failures = 0
+        self.identity = worker_identity()
+        self.endpoint: str | None = None  # host:port of /metrics, once the worker serves it
+        self.sent: Counter[str] = Counter()  # records the broker acknowledged, by topic
+        self.metrics = WorkerMetrics()
+        self.metrics.watch(RuntimeCollector(self))
 
     @classmethod
     async def create(cls, settings: Settings) -> WorkerRuntime:
@@ -79,7 +92,7 @@ class WorkerRuntime:
         # fail fast: during a Redis outage the worker degrades to its own signals
         redis = aioredis.from_url(
             s.require_redis(), socket_timeout=0.5, socket_connect_timeout=0.5,
-            retry=Retry(NoBackoff(), 0),
+            retry=Retry(NoBackoff(), 0), **s.redis_options(),
         )
         await redis.ping()
         # our own producer for recommendations and dead letters: batched (linger), unlike the
@@ -93,7 +106,7 @@ class WorkerRuntime:
             await producer.stop()
             await redis.aclose()
             raise
-        catalog = RedisCatalog(redis)
+        catalog = RedisCatalog(redis, ttl_s=s.redis.catalog_ttl_s)
         engine_settings = s.engine
         signals = FailoverSignals(
             RedisSignals(
@@ -102,6 +115,8 @@ class WorkerRuntime:
                 hop_ms=engine_settings.trending_hop_ms,
                 top_n=engine_settings.covisit_top_n,
                 refresh_s=engine_settings.trending_refresh_s,
+                bucket_ttl_s=s.redis.trending_ttl_s,
+                covis_ttl_s=s.redis.covis_ttl_s,
             ),
             InMemorySignals(
                 engine_settings.trending_window_ms, engine_settings.trending_hop_ms,
@@ -112,7 +127,7 @@ class WorkerRuntime:
         reranker = build_reranker(s)
         feedback = AdaptiveFeedback(
             reranker, build_drift_detector(s), k=engine_settings.k,
-            worker=f"{socket.gethostname()}:{os.getpid()}",
+            worker=worker_identity(),
         )
         engine = RecommendationEngine(
             signals,
@@ -135,17 +150,22 @@ class WorkerRuntime:
         await self.redis.aclose()
 
     # --- Kafka -----------------------------------------------------------------------------
-    async def send(self, topic: str, key: bytes | None, value: dict[str, Any]) -> Any:
-        return await self.producer.send_and_wait(
-            topic, key=key, value=json.dumps(value).encode()
-        )
+    async def send(self, topic: str, key: bytes | None, value: dict[str, Any] | bytes) -> Any:
+        """Send ``value`` (a dict, or JSON already encoded) and wait for the broker's ack."""
+        data = value if isinstance(value, bytes) else json.dumps(value).encode()
+        result = await self.producer.send_and_wait(topic, key=key, value=data)
+        self.sent[topic] += 1
+        return result
 
     async def dead_letter(self, raw: bytes | None, reason: str, message: Any) -> Any:
         self.dlq_count += 1
+        self.metrics.record_dead_letter(reason)
         record = dead_letter(
             raw, reason, topic=message.topic, partition=message.partition, offset=message.offset
         )
-        return await self.send(self.settings.kafka.dlq_topic, message.key, record)
+        return await self.send(
+            self.settings.kafka.dlq_topic, dead_letter_key(message.key), record
+        )
 
     async def publish_model_events(self) -> list[Any]:
         """Send the feedback's queued ``model-events`` (drift / retrain requests, hit rates)."""
@@ -172,7 +192,8 @@ class WorkerRuntime:
         only its partitions' feedback; weights are averaged by examples learned since the last
         sync)."""
         try:
-            await sync_through_redis(self.reranker, self.redis, RERANKER_KEY, str(os.getpid()))
+            await sync_through_redis(self.reranker, self.redis, RERANKER_KEY, self.identity,
+                                     ttl_s=self.settings.redis.worker_ttl_s)
         except Exception as exc:  # Redis down: keep learning alone
             log.debug("re-ranker sync skipped: %s", exc)
 
@@ -180,12 +201,21 @@ class WorkerRuntime:
         """Tell the demo and the tests that this worker is serving (``workers:ready`` hash)."""
         await self.publish_stats()
 
+    async def mark_unready(self) -> None:
+        """Withdraw this worker's ``workers:ready`` record (an agent crashed: it exits next)."""
+        try:
+            await self.redis.hdel(WORKERS_READY_KEY, self.identity)
+        except Exception as exc:  # Redis down: the record's TTL withdraws it
+            log.warning("could not withdraw the readiness record: %s", exc)
+
     async def publish_stats(self) -> None:
         try:
             await self.redis.hset(
-                WORKERS_READY_KEY, str(os.getpid()),
-                json.dumps({"ts": time.time(), **self.stats()}),
+                WORKERS_READY_KEY, self.identity,
+                json.dumps({"ts": time.time(), "pid": os.getpid(), "endpoint": self.endpoint,
+                            **self.stats()}),
             )
+            await self.redis.expire(WORKERS_READY_KEY, self.settings.redis.worker_ttl_s)
         except Exception as exc:  # Redis down: stats are best effort
             log.debug("could not publish stats: %s", exc)
 

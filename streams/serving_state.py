@@ -1,10 +1,12 @@
 """Redis-backed parts of the worker: the catalogue cache and the hot serving mirror.
 
-Keys (all under ``Settings``' Redis):
-- ``item:<id>``: hash with ``title``, ``text``, ``categories`` (JSON), ``active``;
-- ``items:inactive``: set of deactivated item ids;
+Keys (all under ``Settings``' Redis), each with a TTL refreshed on every write:
+- ``item:<id>``: hash with ``title``, ``text``, ``categories`` (JSON), ``active``
+  (``redis.catalog_ttl_s``);
+- ``items:inactive``: set of deactivated item ids (``redis.catalog_ttl_s``);
 - ``user:<id>:state`` / ``user:<id>:recs``: JSON mirrors of a user's state summary and latest
-  recommendation list, with a TTL, for consumers that read rather than subscribe.
+  recommendation list (``redis.state_ttl_s``), for consumers that read rather than subscribe;
+  :func:`forget_user_keys` deletes them.
 """
 
 from __future__ import annotations
@@ -65,10 +67,12 @@ class RedisCatalog(Catalog):
     every ``refresh_s`` so a deactivation reaches every worker within that time.
     """
 
-    def __init__(self, redis: Any, refresh_s: float = 0.5) -> None:
+    def __init__(self, redis: Any, refresh_s: float = 0.5,
+                 ttl_s: int = 90 * 24 * 3600) -> None:
         super().__init__()
         self.redis = redis
         self.refresh_s = refresh_s
+        self.ttl_s = ttl_s  # of item:<id> and items:inactive, from their last write
         self._missing: set[str] = set()
         self._inactive_read_at = 0.0
 
@@ -77,12 +81,15 @@ class RedisCatalog(Catalog):
         pipe = self.redis.pipeline(transaction=False)
         for item in items:
             pipe.hset(item_key(item.item_id), mapping=item_to_hash(item))
+            pipe.expire(item_key(item.item_id), self.ttl_s)
             if item.active:
                 pipe.srem(INACTIVE_KEY, item.item_id)
             else:
                 pipe.sadd(INACTIVE_KEY, item.item_id)
             self.update(item)
             self._missing.discard(item.item_id)
+        if items:
+            pipe.expire(INACTIVE_KEY, self.ttl_s)
         try:
             await pipe.execute()
         except Exception as exc:  # Redis down: this worker still knows the items
@@ -133,3 +140,14 @@ async def mirror_to_redis(
     for user_id, rec in latest.items():
         pipe.set(recs_key(user_id), json.dumps(rec.to_json()), ex=ttl_s)
     await pipe.execute()
+
+
+def user_keys(user_id: str) -> list[str]:
+    """Every Redis key holding data of one user (what ``streamrec forget`` deletes)."""
+    return [state_key(user_id), recs_key(user_id)]
+
+
+async def forget_user_keys(redis: Any, user_ids: Iterable[str]) -> int:
+    """Delete the users' Redis keys; returns how many existed."""
+    keys = [key for user_id in user_ids for key in user_keys(user_id)]
+    return int(await redis.delete(*keys)) if keys else 0

@@ -138,12 +138,13 @@ class InMemorySignals:
 class RedisSignals:
     """The same signals in Redis, shared by every worker.
 
-    Keys: ``trend:<bucket>`` sorted sets (item -> count) per event-time hop, and ``covis:<item>``
-    sorted sets (next item -> count). One pipeline per batch writes the counts and reads the
-    co-visitation neighbours of the batch's anchor items. The trending top list is aggregated
-    inside Redis (ZUNIONSTORE over the window's hops, then the top ``top_n``) when the
-    event-time hop changes or ``refresh_s`` of wall time has passed, so only ``top_n`` items
-    cross the wire.
+    Keys: ``trend:<bucket>`` sorted sets (item -> count) per event-time hop (TTL
+    ``bucket_ttl_s``), and ``covis:<item>`` sorted sets (next item -> count; TTL
+    ``covis_ttl_s`` from the last transition out of the item). One pipeline per batch writes
+    the counts and reads the co-visitation neighbours of the batch's anchor items. The trending
+    top list is aggregated inside Redis (ZUNIONSTORE over the window's hops, then the top
+    ``top_n``) when the event-time hop changes or ``refresh_s`` of wall time has passed, so only
+    ``top_n`` items cross the wire.
     """
 
     def __init__(
@@ -155,12 +156,14 @@ class RedisSignals:
         refresh_s: float = 0.5,
         bucket_ttl_s: int = 3 * 24 * 3600,
         prefix: str = "",
+        covis_ttl_s: int = 14 * 24 * 3600,
     ) -> None:
         self.redis = redis
         self.window = TrendingCounter(window_ms, hop_ms)  # only for its bucket arithmetic
         self.top_n = top_n
         self.refresh_s = refresh_s
         self.bucket_ttl_s = bucket_ttl_s
+        self.covis_ttl_s = covis_ttl_s
         self.prefix = prefix
         self._scratch = f"{prefix}trend:window:{uuid.uuid4().hex[:12]}"
         self._trending: list[tuple[str, float]] = []
@@ -177,14 +180,19 @@ class RedisSignals:
     ) -> SignalSnapshot:
         pipe = self.redis.pipeline(transaction=False)
         touched: set[int] = set()
+        anchors_seen: set[str] = set()
         for t in transitions:
             bucket = t.ts // self.window.hop_ms
             pipe.zincrby(self._trend_key(bucket), 1, t.item_id)
             touched.add(bucket)
             if t.previous_item is not None and t.previous_item != t.item_id:
                 pipe.zincrby(self._covis_key(t.previous_item), 1, t.item_id)
+                anchors_seen.add(t.previous_item)
         for bucket in touched:
             pipe.expire(self._trend_key(bucket), self.bucket_ttl_s)
+        # a co-visitation list lives covis_ttl_s after its last transition (wall clock)
+        for item in anchors_seen:
+            pipe.expire(self._covis_key(item), self.covis_ttl_s)
         ordered_anchors = sorted(anchors)
         for anchor in ordered_anchors:
             pipe.zrange(self._covis_key(anchor), 0, self.top_n - 1, desc=True, withscores=True)

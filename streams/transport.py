@@ -97,3 +97,18 @@ class Transport(faust_aiokafka.Transport):
 
 
 drivers.TRANSPORTS.aliases[SCHEME] = f"{__name__}:Transport"
+
+
+def use_event_loop(kind: str) -> str:
+    """Make ``kind`` ("uvloop" or "asyncio") the policy of the loops created from now on (the
+    worker calls this before Faust creates its loop); returns the loop in effect ("asyncio"
+    when uvloop is not installed)."""
+    if kind == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            return "asyncio"
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        return "uvloop"
+    asyncio.set_event_loop_policy(None)
+    return "asyncio"

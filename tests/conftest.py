@@ -77,6 +77,8 @@ def stream_env(
         "STREAMREC_KAFKA__RECOMMENDATIONS_TOPIC": f"recommendations-{tag}",
         "STREAMREC_KAFKA__MODEL_EVENTS_TOPIC": f"model-events-{tag}",
         "STREAMREC_KAFKA__IMPRESSIONS_TOPIC": f"impressions-{tag}",
+        # several workers per test: /metrics on any free port (published in workers:ready)
+        "STREAMREC_OBSERVABILITY__PORT": "0",
     }
 
 

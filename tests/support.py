@@ -88,14 +88,14 @@ class WorkerHandle:
 def wait_worker_ready(redis_url: str, handle: WorkerHandle, timeout_s: float = 90.0) -> None:
     import redis
 
-    from streams.runtime import WORKERS_READY_KEY
+    from streams.runtime import WORKERS_READY_KEY, worker_identity
 
     client = redis.Redis.from_url(redis_url)
 
     def ready() -> bool:
         if handle.proc.poll() is not None:
             raise AssertionError(f"worker {handle.pid} exited early:\n{handle.log_tail()}")
-        return bool(client.hexists(WORKERS_READY_KEY, str(handle.pid)))
+        return bool(client.hexists(WORKERS_READY_KEY, worker_identity(handle.pid)))
 
     try:
         wait_until(ready, timeout_s, f"worker {handle.pid} ready", diagnose=handle.log_tail)
@@ -143,7 +143,7 @@ def collect(
             for messages in batches.values():
                 for msg in messages:
                     value = json.loads(msg.value)
-                    value["_key"] = msg.key.decode() if msg.key else None
+                    value["_key"] = msg.key.decode(errors="replace") if msg.key else None
                     out[msg.topic].append(value)
             return until(out)
 

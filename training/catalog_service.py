@@ -77,10 +77,12 @@ class CatalogRefresher:
     """
 
     def __init__(self, model_repository: Path, model_name: str,
-                 encoder: TextEncoderLike | None = None) -> None:
+                 encoder: TextEncoderLike | None = None,
+                 keep_versions: int | None = None) -> None:
         self.model_repository = Path(model_repository)
         self.model_name = model_name
         self.encoder = encoder
+        self.keep_versions = keep_versions  # prune after each publish (None: never)
         self._pending: dict[str, str] = {}
         self._known_version: int | None = None
         self._known: versions.Vocabulary | None = None
@@ -132,6 +134,9 @@ class CatalogRefresher:
             raise
         if version is None:
             return None
+        if self.keep_versions is not None:
+            versions.prune_after_publish(self.model_repository, self.model_name,
+                                         self.keep_versions)
         self.follow_live()
         return CatalogVersion(version, parent, [i for i in new if self.knows(i)])
 
@@ -143,7 +148,8 @@ class CatalogService:
                  flush_s: float = 1.0, retry_s: float = 10.0) -> None:
         self.settings = settings
         self.refresher = refresher or CatalogRefresher(
-            settings.triton.model_repository, settings.triton.model_name)
+            settings.triton.model_repository, settings.triton.model_name,
+            keep_versions=settings.triton.keep_versions)
         self.flush_s = flush_s
         self.retry_s = retry_s
         self.published: list[dict[str, Any]] = []

@@ -180,11 +180,13 @@ def read_clicks_from_kafka(
     found by ``idle_polls`` consecutive empty polls, counted only once partitions are assigned
     (a missing topic gives an empty result after ``connect_timeout_s``). Invalid records are
     skipped (the worker dead-letters them); repeated event_ids count once; ``since_ts`` keeps
-    recent events only (re-fine-tuning on live data).
+    recent events only (re-fine-tuning on live data). A user's clicks that precede a forget
+    request (``streamrec forget``, :mod:`streamrec.core.forget`) are left out.
     """
     from kafka import KafkaConsumer
 
     from streamrec.core.events import ClickEvent, parse_click
+    from streamrec.core.forget import ForgetLedger, forgotten_user
 
     consumer = KafkaConsumer(
         topic,
@@ -195,7 +197,8 @@ def read_clicks_from_kafka(
         fetch_max_wait_ms=50,
         **(client_options or {}),  # the kafka section's security (Settings.kafka)
     )
-    events: list[dict[str, Any]] = []
+    rows: list[tuple[dict[str, Any], int, int]] = []  # (event, partition, offset)
+    forgets = ForgetLedger()
     empty = 0
     deadline = time.monotonic() + connect_timeout_s
     try:
@@ -208,14 +211,21 @@ def read_clicks_from_kafka(
             empty = 0
             for records in batch.values():
                 for record in records:
+                    forgotten = forgotten_user(record.headers, record.value)
+                    if forgotten is not None:
+                        forgets.learn_one(forgotten, record.partition, record.offset)
+                        continue
                     parsed = parse_click(record.value)
                     if isinstance(parsed, ClickEvent) and (
                         since_ts is None or parsed.ts >= since_ts
                     ):
-                        events.append(parsed.to_json())
+                        rows.append((parsed.to_json(), record.partition, record.offset))
     finally:
         consumer.close()
-    return interactions_from_events(events)
+    return interactions_from_events(
+        event for event, partition, offset in rows
+        if not forgets.erased(event["user_id"], partition, offset)
+    )
 
 
 # --- vocabulary and the leave-one-out split --------------------------------------------------

@@ -7,7 +7,9 @@ ID dropout, early stopping on validation NDCG@10, fixed seeds, best-state checkp
 
 from __future__ import annotations
 
+import json
 import math
+import pickle
 import random
 import sys
 import time
@@ -20,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from streamrec.core.atomic import replace_atomically, write_json_atomic
+from streamrec.core.config import UserError
 from streamrec.core.metrics import mask_scores, ranking_metrics, target_ranks
 from training.data import LeaveOneOut, Vocabulary, pad_left
 from training.model import ModelConfig, SequenceRecommender
@@ -246,13 +249,29 @@ def save_checkpoint(result: TrainResult, path: Path, extra: dict[str, Any] | Non
         "history": result.history,
         **(extra or {}),
     }
+    # everything but the tensors as plain JSON types, so that loading needs no pickled objects
+    # (torch.load(weights_only=True) refuses anything else)
+    payload = {"state": payload.pop("state"), **json.loads(json.dumps(payload))}
     replace_atomically(path, lambda tmp: torch.save(payload, tmp))
     write_json_atomic(path.with_suffix(".json"),
                       {k: v for k, v in payload.items() if k != "state"})
 
 
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's payload: tensors and plain JSON types only.
+
+    ``weights_only=True``: the path may come from a model card, and unpickling arbitrary
+    objects from it would run code; a checkpoint holding anything else is refused.
+    """
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        raise UserError(f"{path}: not a plain checkpoint (tensors and JSON types only): "
+                        f"{str(exc).splitlines()[0]}") from exc
+
+
 def load_checkpoint(path: Path) -> tuple[SequenceRecommender, Vocabulary, dict[str, Any]]:
-    payload = torch.load(path, weights_only=False)
+    payload = read_checkpoint(path)
     config = ModelConfig(**payload["model_config"])
     model = SequenceRecommender(config)
     model.load_state_dict(payload["state"])
@@ -267,7 +286,7 @@ def warm_start_state(checkpoint: Path, vocab: Vocabulary) -> dict[str, torch.Ten
     Item rows (ID embeddings) are matched by item id; items the checkpoint never saw keep the
     fresh initialisation; content buffers (text vectors) come from the new data, not from here.
     """
-    payload = torch.load(checkpoint, weights_only=False)
+    payload = read_checkpoint(checkpoint)
     old = Vocabulary.from_json(payload["vocab"])
     state = {k: v for k, v in payload["state"].items() if not k.startswith("items.content_")}
     key = "items.id_embedding.weight"

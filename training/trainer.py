@@ -128,6 +128,7 @@ class Trainer:
                                   parent_version=parent, kind="retrain", reason=decision.reason)
         if versions.read_pin(repository, name):
             versions.write_pin(repository, name, version, "promoted by the trainer")
+        versions.prune_after_publish(repository, name, self.settings.triton.keep_versions)
         return version
 
     def check_live(self) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "streamrec.cli.train",  # train, eval
     "streamrec.cli.serve",  # bench, model
     "streamrec.cli.adapt",  # replay, trainer
+    "streamrec.cli.forget",  # forget
     "streamrec.cli.config",  # config
 ]
 

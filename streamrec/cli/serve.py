@@ -1,4 +1,4 @@
-"""``streamrec bench inference`` and ``streamrec model list|pin|unpin|rollback``.
+"""``streamrec bench inference`` and ``streamrec model list|pin|unpin|rollback|prune``.
 
 Pinning writes ``<model_repository>/<model>.pin.json``; every worker's client reads it within
 half a second and switches version and vocabulary in one step. Triton keeps the two newest
@@ -42,6 +42,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     rerank.add_argument("--lists", type=int, default=500, help="candidate lists to time")
     rerank.add_argument("--seed", type=int, default=0)
     rerank.set_defaults(func=cmd_bench_rerank)
+    e2e = bench_sub.add_parser(
+        "e2e", help="the worker against a plain Faust agent through the real broker, Redis and "
+                    "Triton: rates, latency, CPU per event per process (starts its own servers)")
+    e2e.add_argument("--variants", default="faust-baseline,worker-no-model,worker",
+                     help="comma-separated: faust-baseline, worker-no-model, worker")
+    e2e.add_argument("--rate", type=float, default=500.0, help="offered events per second")
+    e2e.add_argument("--duration", type=float, default=10.0,
+                     help="seconds measured per rate (after the warm-up)")
+    e2e.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
+    e2e.add_argument("--max", action="store_true",
+                     help="search the highest rate sustained with p99 <= --p99-ms")
+    e2e.add_argument("--p99-ms", type=float, default=50.0)
+    e2e.add_argument("--start-rate", type=float, default=200.0, help="--max: first rate tried")
+    e2e.add_argument("--triton-url", default=None,
+                     help="gRPC host:port of an external (e.g. GPU) Triton for `worker`")
+    e2e.add_argument("--json", action="store_true", help="a JSON object as the last line")
+    e2e.add_argument("--plot", type=Path, default=None, help="latency vs offered rate (PNG)")
+    e2e.set_defaults(func=cmd_bench_e2e)
 
     model = sub.add_parser("model", help="list, pin, unpin or roll back model versions")
     model_sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
@@ -56,6 +74,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     unpin.set_defaults(func=cmd_model_unpin)
     rollback = model_sub.add_parser("rollback", help="go back to the previous model weights")
     rollback.set_defaults(func=cmd_model_rollback)
+    prune = model_sub.add_parser(
+        "prune", help="delete old versions: keep the live, the pinned, rollback's target and "
+                      "the newest N (triton.keep_versions)")
+    prune.add_argument("--keep", type=int, default=None,
+                       help="newest versions to keep (default: triton.keep_versions)")
+    prune.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+    prune.add_argument("--json", action="store_true")
+    prune.set_defaults(func=cmd_model_prune)
+    bootstrap = model_sub.add_parser(
+        "bootstrap", help="publish a small first model when the repository has none (needs the "
+                          "train extra; docker compose runs it before Triton)")
+    bootstrap.set_defaults(func=cmd_model_bootstrap)
 
 
 # --- bench -------------------------------------------------------------------------------------
@@ -91,6 +121,28 @@ def cmd_bench_rerank(args: argparse.Namespace) -> int:
     return 0 if report["order_mismatches"] == 0 else 1
 
 
+def cmd_bench_e2e(args: argparse.Namespace) -> int:
+    from streamrec.cli.bench_e2e import BenchOptions, format_table, plot, run_bench
+
+    options = BenchOptions(
+        variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
+        rate=args.rate, duration_s=args.duration, warmup_s=args.warmup, search=args.max,
+        p99_ms=args.p99_ms, start_rate=args.start_rate, triton_url=args.triton_url,
+    )
+    if options.rate <= 0 or options.duration_s <= 0 or options.warmup_s < 0:
+        raise UserError("--rate and --duration must be positive, --warmup not negative")
+
+    def progress(line: str) -> None:
+        print(f"  {line}", file=sys.stderr, flush=True)
+
+    report = run_bench(options, progress)
+    if args.plot is not None:
+        plot(report, args.plot)
+        progress(f"plot written to {args.plot}")
+    print(json.dumps(report) if args.json else format_table(report))
+    return 0 if all(v.get("answered") for v in report["variants"].values()) else 1
+
+
 def _ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in text.split(",") if x.strip())
@@ -111,7 +163,7 @@ def triton_states(settings: Settings) -> dict[int, str] | None:
     try:
         import tritonclient.grpc as grpcclient
 
-        client = grpcclient.InferenceServerClient(url)
+        client = grpcclient.InferenceServerClient(url, **settings.triton.grpc_options())
         index = client.get_model_repository_index(as_json=True, client_timeout=2.0)
     except Exception:
         return None
@@ -203,4 +255,35 @@ def cmd_model_rollback(args: argparse.Namespace) -> int:
     print(f"rolled back {triton.model_name}:{current} -> {triton.model_name}:{version}"
           + ("" if version == target else f" (a copy of version {target})")
           + "; `streamrec model unpin` to follow new versions again")
+    return 0
+
+
+def cmd_model_bootstrap(args: argparse.Namespace) -> int:
+    from training.bootstrap import ensure_demo_model
+
+    settings = Settings.from_env()
+    version = ensure_demo_model(settings, lambda line: print(line, file=sys.stderr, flush=True))
+    if version is None:
+        print(f"{settings.triton.model_name}: a version exists (or no torch): nothing to do",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_model_prune(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    triton = settings.triton
+    keep = args.keep if args.keep is not None else triton.keep_versions
+    if keep < versions.LOADED_VERSIONS:
+        raise UserError(f"--keep must be at least {versions.LOADED_VERSIONS} "
+                        "(the versions Triton keeps loaded)")
+    result = versions.prune(triton.model_repository, triton.model_name, keep,
+                            dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    gone = result["delete"] if args.dry_run else result["deleted"]
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{triton.model_name}: {verb} {len(gone)} version(s) {gone or ''}".rstrip())
+    print(f"kept {result['keep']} (live {result['live']}, pinned {result['pinned']}, "
+          f"rollback target {result['rollback_target']}, newest {keep})")
     return 0

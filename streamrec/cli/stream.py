@@ -49,23 +49,52 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from streams.app import PendingRuntime, build_app
     from streams.kafka_io import ensure_topics
+    from streams.observability import json_logging_config
+    from streams.probes import worker_probes
+    from streams.runtime import worker_identity
+    from streams.transport import use_event_loop
 
     settings = Settings.from_env().resolved()
     settings.require_redis()
+    use_event_loop(settings.worker.event_loop)
     asyncio.run(ensure_topics(settings))
     runtime = PendingRuntime(settings)
     app = build_app(settings, runtime)
+    probes = worker_probes(settings, runtime, app) if settings.observability.enabled else None
 
     class StreamrecWorker(Worker):
+        async def on_start(self) -> None:
+            await super().on_start()
+            if probes is None:
+                return
+            try:  # /health answers from the start, /ready once started
+                await probes.start()
+            except OSError as exc:  # the port is taken: serve the stream, say so loudly
+                self.log.error("no /metrics, /health, /ready on %s:%s (%s): set "
+                               "STREAMREC_OBSERVABILITY__PORT (0 = any free port)",
+                               probes.host, probes.port, exc)
+
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
-            await (await runtime.wait()).mark_ready()
+            built = await runtime.wait()
+            if probes is not None:
+                probes.readiness.started = True
+                built.endpoint = probes.address
+            await built.mark_ready()
 
-        async def on_stop(self) -> None:
+        async def on_shutdown(self) -> None:
+            # SIGTERM: the app (agents, then the consumer's final commit of every acknowledged
+            # batch) has stopped; only now close the producer (flushing it), Redis and Triton
+            await super().on_shutdown()
             await runtime.close()
-            await super().on_stop()
+            if probes is not None:
+                await probes.stop()
 
-    worker = StreamrecWorker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
+    logging_config = None
+    if settings.observability.log_format == "json":
+        logging_config = json_logging_config(args.loglevel.upper(), worker_identity())
+    worker = StreamrecWorker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False,
+                             logging_config=logging_config)
     worker.execute_from_commandline()
     return 0
 

@@ -5,6 +5,7 @@ Every host, port, path, topic name and tuning knob lives here, in sections::
     home, artifacts                      top-level paths
     kafka, redis, triton                 the services (addresses, topics, security)
     worker, engine, reranker, drift      the stream worker and what it builds
+    observability                        the worker's /metrics, /health, /ready; log format
     client                               the worker's Triton client
     trainer, replay                      ``streamrec trainer`` and ``streamrec replay``
 
@@ -95,6 +96,7 @@ class KafkaSettings(Section):
     # embedded (tansu's quirks) | kafka (Kafka's defaults); kafka when bootstrap_servers is set
     profile: Literal["embedded", "kafka"] = "embedded"
     partitions: int | None = Field(default=None, ge=1)  # of new topics; None: the profile's
+    replication_factor: int = Field(default=1, ge=1)  # of new topics (3 on a real cluster)
     clicks_topic: str = "clicks"
     dlq_topic: str = "clicks.dlq"
     items_topic: str = "items"
@@ -150,9 +152,45 @@ class KafkaSettings(Section):
 
 
 class RedisSettings(Section):
+    """Where Redis is, how to authenticate, and how long each shared key family lives.
+
+    Every key the workers write carries a TTL (refreshed on each write), so nothing in Redis
+    outlives the data it came from; see :data:`streams.serving_state` and README "Redis keys".
+    """
+
     url: str | None = None  # None: the embedded stack's Redis
     password: SecretStr | None = None  # added to the URL when it carries none
-    state_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)  # per-user state in Redis
+    username: str | None = None  # Redis 6 ACL user (with password); None: the default user
+    # TLS: a ``rediss://`` URL, or ``tls = true`` to turn ``redis://`` into ``rediss://``
+    tls: bool = False
+    ssl_ca_certs: Path | None = None  # CA bundle that signed the server's certificate
+    ssl_certfile: Path | None = None  # client certificate (mutual TLS)
+    ssl_keyfile: Path | None = None
+    state_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)  # user:<id>:state and :recs mirrors
+    covis_ttl_s: int = Field(default=14 * 24 * 3600, ge=1)  # covis:<item>, since its last click
+    trending_ttl_s: int = Field(default=3 * 24 * 3600, ge=1)  # trend:<hop> (>= the window)
+    catalog_ttl_s: int = Field(default=90 * 24 * 3600, ge=1)  # item:<id>, items:inactive
+    worker_ttl_s: int = Field(default=3600, ge=60)  # workers:ready, reranker:workers
+
+    def client_options(self, url: str) -> dict[str, Any]:
+        """redis-py keyword arguments for ``url`` (TLS files only for a ``rediss://`` URL).
+
+        >>> RedisSettings(ssl_ca_certs=Path("ca.pem")).client_options("rediss://h:6379/0")
+        {'ssl_ca_certs': 'ca.pem', 'ssl_cert_reqs': 'required'}
+        >>> RedisSettings(ssl_ca_certs=Path("ca.pem")).client_options("redis://h:6379/0")
+        {}
+        """
+        options: dict[str, Any] = {}
+        if self.username is not None:
+            options["username"] = self.username
+        if not url.startswith("rediss://"):
+            return options
+        for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+            value = getattr(self, name)
+            if value is not None:
+                options[name] = str(value)
+        options["ssl_cert_reqs"] = "required"
+        return options
 
 
 class TritonSettings(Section):
@@ -162,6 +200,29 @@ class TritonSettings(Section):
     timeout_s: float = Field(default=0.08, gt=0)  # per model call; then the fallback answers
     max_batch: int = Field(default=64, ge=1)
     max_delay_s: float = Field(default=0.002, ge=0)
+    # gRPC TLS (tritonclient's ssl/root_certificates/private_key/certificate_chain: PEM files)
+    grpc_ssl: bool = False
+    root_certificates: Path | None = None  # CA that signed Triton's certificate
+    private_key: Path | None = None  # client key and chain (mutual TLS)
+    certificate_chain: Path | None = None
+    # `streamrec model prune` and the trainer/catalogue after publishing keep the live version,
+    # the pinned one, rollback's target and the newest `keep_versions` (>= the 2 Triton loads)
+    keep_versions: int = Field(default=5, ge=2)
+
+    def grpc_options(self) -> dict[str, Any]:
+        """tritonclient gRPC keyword arguments for TLS (empty: plaintext).
+
+        >>> TritonSettings(grpc_ssl=True, root_certificates=Path("ca.pem")).grpc_options()
+        {'ssl': True, 'root_certificates': 'ca.pem', 'private_key': None, 'certificate_chain': None}
+        """
+        if not self.grpc_ssl:
+            return {}
+        return {
+            "ssl": True,
+            "root_certificates": _path_or_none(self.root_certificates),
+            "private_key": _path_or_none(self.private_key),
+            "certificate_chain": _path_or_none(self.certificate_chain),
+        }
 
 
 class WorkerSettings(Section):
@@ -175,6 +236,18 @@ class WorkerSettings(Section):
     max_event_bytes: int = Field(default=64 * 1024, ge=1)
     max_id_length: int = Field(default=128, ge=1)
     max_future_skew_ms: int = Field(default=DAY_MS, ge=0)
+    # uvloop when installed (a dependency): asyncio's own machinery was the largest share of
+    # the worker's profile; "asyncio" keeps the standard loop
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+
+
+class ObservabilitySettings(Section):
+    """The worker's HTTP endpoint (``/metrics``, ``/health``, ``/ready``) and its log format."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"  # 0.0.0.0 in a container, so Prometheus and the probes reach it
+    port: int = Field(default=9464, ge=0, le=65535)  # 0: any free port (see workers:ready)
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, ids only
 
 
 class EngineSettings(Section):
@@ -282,6 +355,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     triton: TritonSettings = TritonSettings()
     worker: WorkerSettings = WorkerSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
     engine: EngineSettings = EngineSettings()
     reranker: RerankerSettings = RerankerSettings()
     drift: DriftSettings = DriftSettings()
@@ -372,10 +446,13 @@ class Settings(BaseSettings):
         return addr
 
     def require_redis(self) -> str:
-        """The Redis URL to connect to, with ``redis.password`` when the URL carries none."""
+        """The Redis URL to connect to, with ``redis.password`` when the URL carries none and
+        ``rediss://`` when ``redis.tls`` is set; pass :meth:`redis_options` with it."""
         url = self.resolved().redis.url
         if not url:
             raise UserError("no Redis: set REDIS_URL or run `streamrec up` first")
+        if self.redis.tls and url.startswith("redis://"):
+            url = "rediss://" + url[len("redis://"):]
         if self.redis.password is None:
             return url
         parts = urlsplit(url)
@@ -384,8 +461,16 @@ class Settings(BaseSettings):
         secret = quote(self.redis.password.get_secret_value(), safe="")
         return urlunsplit(parts._replace(netloc=f":{secret}@{parts.netloc}"))
 
+    def redis_options(self) -> dict[str, Any]:
+        """redis-py keyword arguments (ACL user, TLS files) for :meth:`require_redis`'s URL."""
+        return self.redis.client_options(self.require_redis())
+
 
 
 def _get(settings: Settings, dotted: str) -> Any:
     section, name = dotted.split(".")
     return getattr(getattr(settings, section), name)
+
+
+def _path_or_none(path: Path | None) -> str | None:
+    return str(path) if path is not None else None

@@ -97,14 +97,21 @@ def _spawn(name: str, argv: list[str], port: int, log_path: Path, ready_s: float
     return ServerProcess(name=name, pid=proc.pid, port=port, log_path=log_path)
 
 
-def start_kafka(port: int | None, log_dir: Path) -> ServerProcess:
-    """Start tansu with in-memory storage on 127.0.0.1."""
+def start_kafka(
+    port: int | None, log_dir: Path, advertised_port: int | None = None
+) -> ServerProcess:
+    """Start tansu with in-memory storage on 127.0.0.1.
+
+    ``advertised_port``: the port clients are told to connect to (default: ``port``), e.g. a
+    proxy's in front of the broker.
+    """
     port = port or free_port()
     url = f"tcp://{LOOPBACK}:{port}"
+    advertised = f"tcp://{LOOPBACK}:{advertised_port or port}"
     argv = [
         str(tansu_binary()), "broker",
         "--listener-url", url,
-        "--advertised-listener-url", url,
+        "--advertised-listener-url", advertised,
         "--storage-engine", "memory://tansu/",
     ]
     return _spawn("kafka", argv, port, log_dir / "kafka.log", ready_s=15)

@@ -16,6 +16,7 @@ live".
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -32,6 +33,8 @@ VOCAB_FILE = "vocab.json"
 MODEL_FILE = "model.onnx"
 ITEM_TOWER_FILE = "item_tower.onnx"
 STAGING_PREFIX = ".staging-"
+
+log = logging.getLogger(__name__)
 
 
 class Vocabulary:
@@ -255,3 +258,79 @@ def rollback_target(model_repository: Path, model_name: str) -> tuple[int, int]:
         if weights(candidate) < weights(current):
             return current, candidate
     raise UserError(f"nothing to roll back to: no version with weights older than {current}'s")
+
+
+# --- pruning ------------------------------------------------------------------------------------
+PRUNED_PREFIX = ".pruned-"
+
+
+def versions_to_prune(
+    published: Iterable[int], *, live: int | None, pinned: int | None, keep: int,
+    protected: Iterable[int] = (),
+) -> list[int]:
+    """The versions to delete: all but the live one, the pinned one, the newest ``keep`` and
+    ``protected`` (e.g. rollback's target), ascending.
+
+    >>> versions_to_prune(range(1, 11), live=10, pinned=None, keep=3)
+    [1, 2, 3, 4, 5, 6, 7]
+    >>> versions_to_prune(range(1, 11), live=4, pinned=4, keep=3, protected=[2])
+    [1, 3, 5, 6, 7]
+    >>> versions_to_prune([1, 2], live=2, pinned=None, keep=5)
+    []
+    """
+    if keep < LOADED_VERSIONS:
+        raise ValueError(f"keep must be at least {LOADED_VERSIONS} (the versions Triton loads)")
+    ordered = sorted(set(published))
+    kept = set(ordered[-keep:]) | {v for v in (live, pinned) if v is not None} | set(protected)
+    return [v for v in ordered if v not in kept]
+
+
+def prune_plan(model_repository: Path, model_name: str, keep: int) -> dict[str, Any]:
+    """What :func:`prune` would do: ``{"live", "pinned", "rollback_target", "keep", "delete"}``."""
+    published = list_versions(model_repository / model_name)
+    live = live_version(model_repository, model_name)
+    pinned = read_pin(model_repository, model_name)
+    try:
+        target: int | None = rollback_target(model_repository, model_name)[1]
+    except (UserError, FileNotFoundError, ValueError):
+        target = None
+    delete = versions_to_prune(published, live=live, pinned=pinned, keep=keep,
+                               protected=[target] if target is not None else [])
+    return {"live": live, "pinned": pinned, "rollback_target": target,
+            "keep": [v for v in published if v not in delete], "delete": delete}
+
+
+def prune(model_repository: Path, model_name: str, keep: int,
+          dry_run: bool = False) -> dict[str, Any]:
+    """Delete old versions (:func:`versions_to_prune`); returns the plan with ``deleted``.
+
+    Each version is first renamed to a hidden name (Triton and :func:`list_versions` stop
+    seeing it in one step), then removed; Triton in poll mode unloads it.
+    """
+    plan = prune_plan(model_repository, model_name, keep)
+    deleted: list[int] = []
+    if not dry_run:
+        model_dir = model_repository / model_name
+        for version in plan["delete"]:
+            hidden = model_dir / f"{PRUNED_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
+            try:
+                os.rename(model_dir / str(version), hidden)
+            except FileNotFoundError:  # another pruner was first
+                continue
+            shutil.rmtree(hidden, ignore_errors=True)
+            deleted.append(version)
+    return {**plan, "deleted": deleted, "dry_run": dry_run}
+
+
+def prune_after_publish(model_repository: Path, model_name: str, keep: int) -> list[int]:
+    """:func:`prune` for a publisher (trainer, catalogue service): a failure is logged, never
+    raised, since the version it just published is already live. Returns the versions deleted.
+    """
+    try:
+        deleted: list[int] = prune(model_repository, model_name, keep)["deleted"]
+    except Exception as exc:  # a half-written card, a permission problem: prune next time
+        log.warning("pruning %s failed: %s", model_name, exc)
+        return []
+    if deleted:
+        log.info("pruned %s versions %s (keeping the newest %d)", model_name, deleted, keep)
+    return deleted

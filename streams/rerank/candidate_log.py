@@ -83,6 +83,10 @@ class CandidateLog:
         while len(self.lists) > self.capacity:
             self.lists.popitem(last=False)
 
+    def forget(self, user_id: str) -> None:
+        """Drop the user's logged list (``streamrec forget``)."""
+        self.lists.pop(user_id, None)
+
     def get(self, user_id: str, event_id: str) -> LoggedList | None:
         logged = self.lists.get(user_id)
         return logged if logged is not None and logged.event_id == event_id else None

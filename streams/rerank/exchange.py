@@ -69,13 +69,17 @@ def merge(reranker: OnlineReranker, other: OnlineReranker) -> OnlineReranker:
 
 
 async def sync_through_redis(
-    reranker: OnlineReranker, redis: Any, key: str, worker_id: str
+    reranker: OnlineReranker, redis: Any, key: str, worker_id: str, ttl_s: int | None = None
 ) -> int:
     """Publish this worker's snapshot into the hash ``key`` and merge every other worker's.
 
     Call it on a schedule (the worker: every 30 s). Returns the number of snapshots merged.
+    ``ttl_s`` (``redis.worker_ttl_s``): the hash goes away that long after the last worker's
+    sync.
     """
     await redis.hset(key, worker_id, json.dumps(to_snapshot(reranker)))
+    if ttl_s is not None:
+        await redis.expire(key, ttl_s)
     snapshots = await redis.hgetall(key)
     merged = 0
     for other_id, raw in snapshots.items():

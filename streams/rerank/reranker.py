@@ -111,7 +111,10 @@ class OnlineReranker:
             self._boost_left -= 1
             if self._boost_left == 0:
                 self._set_lr(self.config.lr)
-        self.model.learn_one(x, y, w)
+        if _plain_adagrad(self.model):
+            _learn_one_adagrad(self.model, x, y, w)
+        else:
+            self.model.learn_one(x, y, w)
         self.n_learned += 1
         self.since_sync += 1
         return self
@@ -230,3 +233,45 @@ class OnlineReranker:
     @property
     def weights(self) -> dict[str, float]:
         return {**dict(self.model._weights), "intercept": float(self.model.intercept)}
+
+
+def _plain_adagrad(model: linear_model.LogisticRegression) -> bool:
+    """Whether :func:`_learn_one_adagrad` reproduces ``model.learn_one`` (AdaGrad, no penalty,
+    the log loss, constant intercept learning rate)."""
+    return (type(model.optimizer) is optim.AdaGrad and model.l2 == 0 and model.l1 == 0
+            and type(model.loss) is optim.losses.Log
+            and type(model.intercept_lr) is optim.schedulers.Constant
+            and type(model.optimizer.lr) is optim.schedulers.Constant)
+
+
+def _learn_one_adagrad(
+    model: linear_model.LogisticRegression, x: dict[str, float], y: bool, w: float
+) -> None:
+    """River's ``LogisticRegression.learn_one`` with AdaGrad, step for step and bit for bit
+    (same operations in the same order), without its per-call machinery (a masked view of the
+    weights, three ``VectorDict`` objects, generator chains, an exception per step): the
+    feedback learns ~50 examples per click, and River's overhead was most of their cost."""
+    weights = model._weights
+    known = weights.to_dict()  # one copy: plain dict reads below
+    optimizer = model.optimizer
+    # the raw score, summed as River sums it: the known weights in their order, then the
+    # features the model has not seen yet (zero-initialised, as River does)
+    score = 0
+    for key, weight in known.items():
+        if key in x:
+            score += weight * x[key]
+    for key, value in x.items():
+        if key not in known:
+            initial = known[key] = model.initializer()
+            weights[key] = initial
+            score += initial * value
+    loss_gradient = model.loss.gradient(y_true=y, y_pred=score + model.intercept) * w
+    loss_gradient = float(max(min(loss_gradient, model.clip_gradient), -model.clip_gradient))
+    model.intercept -= model.intercept_lr.get(optimizer.n_iterations) * loss_gradient
+    g2, eps = optimizer.g2, optimizer.eps
+    lr = optimizer.learning_rate
+    for key, value in x.items():
+        gradient = loss_gradient * value
+        g2[key] += gradient**2
+        weights[key] = known[key] - lr / (g2[key] + eps) ** 0.5 * gradient
+    optimizer.n_iterations += 1

@@ -1,15 +1,28 @@
-"""A Redis outage degrades the worker (its own signals), never stops it."""
+"""A Redis outage degrades the worker (its own signals), never stops it; Redis is repopulated.
+
+Redis is killed (SIGKILL) mid-stream and restarted empty (no persistence): the stream keeps
+flowing from the worker's own trending and co-visitation, and once Redis is back the worker
+writes its shared keys again: every user's mirrored state (equal to the offline reference over
+all the events, those of the outage included), the latest lists, the trending counts and its
+entry in ``workers:ready``.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 import redis
 
 from streamrec.core.config import Settings
 from streamrec.core.embedded import start_redis, stop_pid
+from streams.runtime import WORKERS_READY_KEY, worker_identity
+from tests.faults.ledger import Tally, answer_counts, read_log, wait_states_equal_reference
 from tests.support import collect, event_record, produce, wait_until
+
+pytestmark = pytest.mark.slow  # 17-41 s here
 
 T0 = 1_700_000_000_000
 
@@ -41,18 +54,22 @@ def test_worker_keeps_answering_through_a_redis_outage(
         return {r["event_id"]: r for r in out[topic]}
 
     try:
-        answer_all(batch("before", 40, T0), "before the outage")
+        before = batch("before", 40, T0)
+        answer_all(before, "before the outage")
 
-        stop_pid(redis_server.pid)  # outage
+        os.kill(redis_server.pid, signal.SIGKILL)  # outage: nothing flushed, nothing kept
+        stop_pid(redis_server.pid)  # reaps it
         during = batch("during", 40, T0 + 100_000)
         recs = answer_all(during, "during the outage")
         # still useful lists, from this worker's own trending / co-visitation
         assert all(recs[e["event_id"]]["items"] for e in during[5:])
         assert worker.proc.poll() is None, worker.log_tail()
 
-        redis_server = start_redis(redis_server.port, tmp_path / "redis")  # back (answers PING)
-        answer_all(batch("after", 20, T0 + 200_000), "after the outage")
+        redis_server = start_redis(redis_server.port, tmp_path / "redis")  # back, empty
         client = redis.Redis.from_url(env["REDIS_URL"])
+        assert client.dbsize() == 0
+        after = batch("after", 20, T0 + 200_000)
+        answer_all(after, "after the outage")
 
         def mirrored_event_id() -> str:
             mirrored = client.get("user:u0:recs")
@@ -62,5 +79,16 @@ def test_worker_keeps_answering_through_a_redis_outage(
         wait_until(lambda: mirrored_event_id().startswith("after-"), 15,
                    "u0's recommendations mirrored to Redis from an event after the outage",
                    diagnose=lambda: f"mirrored: {mirrored_event_id()!r}\n{worker.log_tail()}")
+        # repopulated: every user's state (the outage's events included), trending, readiness
+        sent = [*before, *during, *after]
+        wait_states_equal_reference(s, sent)
+        assert client.keys("trend:*"), "no trending counts written after the restart"
+        wait_until(lambda: client.hexists(WORKERS_READY_KEY, worker_identity(worker.pid)), 30,
+                   "the worker back in workers:ready")
+        answers = answer_counts(read_log(s, topic))
+        tally = Tally.count("Redis SIGKILL + restart", [e["event_id"] for e in sent],
+                            answers).report(answered_during_outage=len(during))
+        assert tally.lost == 0 and tally.duplicated == 0
+        client.close()
     finally:
         stop_pid(redis_server.pid)

@@ -186,3 +186,25 @@ def test_rerank_benchmark_paths_agree() -> None:
     assert set(report["cases"]) == {"rank", "rank + feedback"}
     assert all(c["median_us"] > 0 for c in report["cases"].values())
     assert format_table(report).endswith("predict_one(features_of(c)): 0")
+
+
+def test_the_fast_adagrad_step_is_rivers_learn_one_bit_for_bit() -> None:
+    from streams.rerank import reranker as module
+
+    rng = random.Random(7)
+    fast, river = OnlineReranker(), OnlineReranker()
+    names = [*FEATURES, "extra_a", "extra_b"]  # features the model has not seen yet, too
+    for step in range(3000):
+        x = {name: rng.choice([0.0, 1.0, rng.random(), rng.gauss(0, 3)])
+             for name in rng.sample(names, rng.randint(1, len(names)))}
+        y, w = rng.random() < 0.1, rng.choice([1.0, 0.5, 2.0])
+        if step == 1500:  # a drift response changes the learning rate mid-way
+            fast.speed_up(), river.speed_up()
+        module._learn_one_adagrad(fast.model, x, y, w)
+        river.model.learn_one(x, y, w)
+    assert fast.model._weights.to_dict() == river.model._weights.to_dict()
+    assert list(fast.model._weights.to_dict()) == list(river.model._weights.to_dict())
+    assert fast.model.intercept == river.model.intercept
+    assert dict(fast.model.optimizer.g2) == dict(river.model.optimizer.g2)
+    assert fast.model.optimizer.n_iterations == river.model.optimizer.n_iterations
+    assert module._plain_adagrad(fast.model)

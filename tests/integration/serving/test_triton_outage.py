@@ -54,7 +54,7 @@ def test_fallback_within_100ms_then_model_again_after_restart(
             await wait_until_async(lambda: outcomes("model", after="started") > 10, 20,
                                    "more than 10 model answers before the kill")
             events["killed"] = time.monotonic()
-            os.kill(triton.pid, signal.SIGKILL)
+            os.killpg(triton.pid, signal.SIGKILL)  # the server and its python-backend stubs
             # the outage lasts until the circuit has opened and rejected calls
             await wait_until_async(
                 lambda: client.stats.circuit_rejections > 0
