@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from streamrec.core.config import Settings
+from streamrec.core.versions import latest_version
 
 DEMO_EPOCHS = 12
 DEMO_BUDGET_S = 75.0
 
 
 def has_version(settings: Settings) -> bool:
-    from streamrec.core.versions import latest_version
 
     return latest_version(settings.triton.model_repository / settings.triton.model_name) is not None
 

@@ -41,6 +41,8 @@ from typing import Any
 
 from streamrec.core import versions
 from streamrec.core.events import CatalogItem, parse_item
+from streams.feedback import model_event
+from streams.kafka_io import ensure_topics, start_consumer, start_producer
 from training.catalog import TextEncoderLike, base_version, default_text_encoder, refresh_latest
 
 log = logging.getLogger(__name__)
@@ -156,7 +158,6 @@ class CatalogService:
 
     def announce(self, published: CatalogVersion) -> dict[str, Any]:
         """The ``catalog_refresh`` event for a published version."""
-        from streams.feedback import model_event
 
         name = self.refresher.model_name
         event = model_event(
@@ -170,7 +171,6 @@ class CatalogService:
 
     async def run(self, *, max_versions: int | None = None) -> None:
         """Consume ``items`` and publish until cancelled (or ``max_versions`` published)."""
-        from streams.kafka_io import ensure_topics, start_consumer, start_producer
 
         kafka = self.settings.kafka
         await ensure_topics(self.settings, [kafka.items_topic, kafka.model_events_topic])

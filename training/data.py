@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from streamrec.core.config import UserError
+from streamrec.core.events import CatalogItem, ClickEvent, parse_click, parse_item
+from streamrec.core.forget import ForgetLedger, forgotten_user
 from streamrec.core.versions import Vocabulary
 
 PAD = 0  # vocabulary index 0 is padding
@@ -143,7 +145,6 @@ def interactions_from_events(events: Iterable[dict[str, Any]]) -> Interactions:
 
 def read_jsonl_events(path: Path) -> Iterator[dict[str, Any]]:
     """Valid events of a JSONL click log (invalid lines are skipped: the worker DLQs them)."""
-    from streamrec.core.events import ClickEvent, parse_click
 
     with open(path, "rb") as f:
         for line in f:
@@ -154,7 +155,6 @@ def read_jsonl_events(path: Path) -> Iterator[dict[str, Any]]:
 
 def read_catalog_jsonl(path: Path) -> Iterator[Any]:
     """Valid active items of a JSONL catalogue in the ``items`` contract."""
-    from streamrec.core.events import CatalogItem, parse_item
 
     with open(path, "rb") as f:
         for line in f:
@@ -185,8 +185,6 @@ def read_clicks_from_kafka(
     """
     from kafka import KafkaConsumer
 
-    from streamrec.core.events import ClickEvent, parse_click
-    from streamrec.core.forget import ForgetLedger, forgotten_user
 
     consumer = KafkaConsumer(
         topic,

