@@ -27,7 +27,7 @@ from streamrec.core.metrics import percentile
 from streamrec.core.ports import FALLBACK
 from streams.kafka_io import ensure_topics, start_consumer
 from streams.malformed import mix_malformed
-from streams.runtime import WORKERS_READY_KEY
+from streams.runtime import WORKERS_READY_KEY, worker_identity
 
 
 @dataclass
@@ -82,9 +82,8 @@ async def wait_for_workers(
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline:
-            ready = await client.hkeys(WORKERS_READY_KEY)
-            pids = {int(p) for p in ready}
-            if all(p.pid in pids for p in procs):
+            ready = {key.decode() for key in await client.hkeys(WORKERS_READY_KEY)}
+            if all(worker_identity(p.pid) in ready for p in procs):
                 return
             for p in procs:
                 if p.poll() is not None:
