@@ -48,12 +48,19 @@ class CaseResult:
     server_batch: float | None = None
 
 
-def _inputs(card: ModelCard, batch: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Random full sequences of the version's length, each excluding its own items."""
+def _inputs(card: ModelCard, batch: int, seed: int,
+            exclude_width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Random full sequences of the version's length, each excluding its own items, plus
+    random other items up to ``exclude_width`` (the worker sends a user's whole seen-set, up
+    to ``engine.seen_capacity`` = 2,000 ids)."""
     rng = np.random.default_rng(seed)
     item_seq = rng.integers(1, card.n_items + 1, size=(batch, card.seq_len)).astype(np.int64)
-    exclude = np.zeros((batch, codec.bucket_width(card.seq_len)), dtype=np.int64)
+    width = codec.bucket_width(max(card.seq_len, exclude_width or 0))
+    exclude = np.zeros((batch, width), dtype=np.int64)
     exclude[:, : card.seq_len] = item_seq
+    if exclude_width and exclude_width > card.seq_len:
+        exclude[:, card.seq_len:exclude_width] = rng.integers(
+            1, card.n_items + 1, size=(batch, exclude_width - card.seq_len))
     return item_seq, exclude
 
 
@@ -67,14 +74,15 @@ def _summary(mode: str, batch: int, concurrency: int, latencies: list[float],
 
 
 def bench_onnxruntime(model_path: Path, card: ModelCard, batch: int, concurrency: int,
-                      duration_s: float, threads: int) -> CaseResult:
+                      duration_s: float, threads: int,
+                      exclude_width: int | None = None) -> CaseResult:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    item_seq, exclude = _inputs(card, batch, 0)
+    item_seq, exclude = _inputs(card, batch, 0, exclude_width)
     feeds = {"item_seq": item_seq, "exclude_items": exclude}
     session.run(None, feeds)  # warm-up
     latencies: list[float] = []
@@ -109,11 +117,12 @@ async def _server_counts(client: Any, model: str) -> tuple[int, int]:
 
 
 async def bench_triton(url: str, model: str, version: int, card: ModelCard, batch: int,
-                       concurrency: int, duration_s: float) -> CaseResult:
+                       concurrency: int, duration_s: float,
+                       exclude_width: int | None = None) -> CaseResult:
     import tritonclient.grpc.aio as grpcclient
 
     client = grpcclient.InferenceServerClient(url)
-    item_seq, exclude = _inputs(card, batch, 0)
+    item_seq, exclude = _inputs(card, batch, 0, exclude_width)
     inputs = [grpcclient.InferInput("item_seq", list(item_seq.shape), "INT64"),
               grpcclient.InferInput("exclude_items", list(exclude.shape), "INT64")]
     inputs[0].set_data_from_numpy(item_seq)
@@ -183,7 +192,7 @@ def prepare_repository(source: Path, model: str, workdir: Path) -> tuple[Path, s
 def run_benchmark(
     source_repository: Path, model: str = "sasrec", duration_s: float = 2.0,
     batches: tuple[int, ...] = BATCHES, concurrency: tuple[int, ...] = CONCURRENCY,
-    threads: int = 1, progress: Any = None,
+    threads: int = 1, progress: Any = None, exclude_width: int | None = None,
 ) -> dict[str, Any]:
     """Run every case; returns ``{"model": ..., "results": [CaseResult as dict, ...]}``."""
     from inference.triton_server import start_triton, stop_triton
@@ -201,7 +210,7 @@ def run_benchmark(
             for c in concurrency:
                 say(f"onnxruntime batch {b} concurrency {c}")
                 results.append(bench_onnxruntime(version_dir / versions.MODEL_FILE, card,
-                                                 b, c, duration_s, threads))
+                                                 b, c, duration_s, threads, exclude_width))
         server = start_triton(repo, log_path=workdir / "triton.log",
                               backend_dir=workdir / "backends", control_mode="explicit")
         try:
@@ -209,7 +218,8 @@ def run_benchmark(
                 for c in concurrency:
                     say(f"triton batch {b} concurrency {c}")
                     results.append(asyncio.run(bench_triton(
-                        server.grpc_address, model, version, card, b, c, duration_s)))
+                        server.grpc_address, model, version, card, b, c, duration_s,
+                        exclude_width)))
             for c in concurrency:
                 if c > 1:
                     say(f"client-batched concurrency {c}")
@@ -218,7 +228,8 @@ def run_benchmark(
         finally:
             stop_triton(server)
         return {"model": description, "version": version, "duration_s": duration_s,
-                "onnxruntime_threads": threads, "results": [asdict(r) for r in results]}
+                "onnxruntime_threads": threads, "exclude_width": exclude_width or card.seq_len,
+                "results": [asdict(r) for r in results]}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

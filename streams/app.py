@@ -36,10 +36,9 @@ from streams.components import faust_credentials
 from streams.forget import ForgettingClickHandler
 from streams.handlers import ClickBatchHandler, ItemBatchHandler
 from streams.runtime import WorkerRuntime
+from streams.table_store import USER_STATE_TABLE, app_store_url, user_state_store_url
 
 log = logging.getLogger(__name__)
-
-USER_STATE_TABLE = "user-state"
 
 
 class PendingRuntime:
@@ -96,7 +95,7 @@ def faust_app(settings: Settings, datadir: Path) -> faust.App:
     app = faust.App(
         settings.worker.app_id,
         broker=f"{transport.SCHEME}://{settings.require_kafka()}",
-        store="memory://",
+        store=app_store_url(settings),  # worker.store, else the profile's (streams.table_store)
         datadir=str(datadir),
         web_enabled=False,
         web_bind="127.0.0.1",
@@ -137,6 +136,7 @@ def build_app(settings: Settings, runtime: PendingRuntime) -> faust.App:
         # the changelog partition comes from the key, exactly as the clicks producer's does:
         # batches (take_events) have no single "current event" to take it from
         use_partitioner=True,
+        store=user_state_store_url(settings),  # RocksDB: each key under its changelog partition
     )
 
     @app.task

@@ -15,6 +15,9 @@ clock, one machine), summarised by :func:`streamrec.core.metrics.percentile`. CP
 marginal: each process's CPU time (psutil, children included) between two instants after the
 warm-up, divided by the events answered between them. ``--max`` searches the highest offered
 rate whose p99 stays within ``--p99-ms`` and whose answers keep up with the offered rate.
+A variant may name the user-state table's store (``worker:rocksdb``, ``worker:memory``;
+without one, the profile's: memory with the embedded broker), and ``--workers N`` runs the
+worker variants as N processes in one consumer group sharing the clicks topic's partitions.
 Every server this command starts is stopped by its PID.
 """
 
@@ -40,6 +43,7 @@ from streamrec.core.embedded import pid_alive, start_kafka, start_redis, stop_pi
 from streamrec.core.metrics import percentile
 
 VARIANTS = ("faust-baseline", "worker-no-model", "worker")
+STORES = ("memory", "rocksdb")  # a variant's user-state store: ``worker:rocksdb``
 PROCESSES = ("worker", "broker", "redis", "triton", "loadgen")
 KEEP_UP = 0.95  # a rate is sustained when answers keep this share of the offered rate
 READY_TIMEOUT_S = 120.0
@@ -58,6 +62,49 @@ class BenchOptions:
     max_rate: float = 20_000.0
     refine_steps: int = 3
     triton_url: str | None = None
+    workers: int = 1  # processes per worker variant, one consumer group
+
+
+def parse_variant(spec: str) -> tuple[str, str | None]:
+    """``(variant, store)`` of ``worker`` or ``worker:rocksdb``.
+
+    >>> parse_variant("worker-no-model:rocksdb")
+    ('worker-no-model', 'rocksdb')
+    >>> parse_variant("faust-baseline")
+    ('faust-baseline', None)
+    """
+    name, _, store = spec.partition(":")
+    if name not in VARIANTS or (store and store not in STORES):
+        raise UserError(f"unknown variant {spec!r}: one of {', '.join(VARIANTS)}, optionally "
+                        f"with :{' or :'.join(STORES)} (the user-state store)")
+    return name, store or None
+
+
+def state_bytes_per_user(interactions: int = 50) -> int:
+    """Bytes of one user's table value after ``interactions`` MovieLens clicks, as the
+    ``user-state`` table's serializer (Faust's json codec) writes it to RocksDB and the
+    changelog (the first user with that many clicks, with the catalogue's categories)."""
+    from faust.serializers import codecs
+
+    from streamrec.cli.producer import movielens_events, movielens_items
+    from streamrec.core.events import ClickEvent, parse_click
+    from streams.components import state_config
+    from streams.state import UserState
+
+    categories = {i["item_id"]: i["categories"] for i in movielens_items()}
+    by_user: dict[str, list[dict[str, Any]]] = {}
+    for event in movielens_events():
+        clicks = by_user.setdefault(event["user_id"], [])
+        clicks.append(event)
+        if len(clicks) == interactions:
+            break
+    user, clicks = next((u, c) for u, c in by_user.items() if len(c) == interactions)
+    state, config = UserState(user), state_config(Settings())
+    for raw in clicks:
+        event = parse_click(json.dumps(raw).encode())
+        assert isinstance(event, ClickEvent), event
+        state.update(event, categories.get(raw["item_id"], ()), config)
+    return len(codecs.dumps("json", state.to_dict()))
 
 
 @dataclass
@@ -88,21 +135,23 @@ class Step:
 
 # --- processes and their CPU --------------------------------------------------------------
 class ProcessMeter:
-    """CPU seconds and peak RSS of named processes (Triton with its children, the
-    python-backend stubs that run the model)."""
+    """CPU seconds and peak RSS of named processes, summed per name (Triton with its children,
+    the python-backend stubs that run the model; ``--workers N``: the N worker processes)."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+    def __init__(self, pids: dict[str, int | list[int]]) -> None:
+        self.processes = {name: [psutil.Process(pid) for pid in
+                                 (pid_or_pids if isinstance(pid_or_pids, list) else [pid_or_pids])]
+                          for name, pid_or_pids in pids.items()}
         self.peak_rss: dict[str, int] = dict.fromkeys(pids, 0)
 
     def _family(self, name: str) -> list[psutil.Process]:
-        root = self.processes[name]
+        roots = self.processes[name]
         if name != "triton":  # the load generator's children are the servers themselves
-            return [root]
+            return roots
         try:
-            return [root, *root.children(recursive=True)]
+            return [*roots, *roots[0].children(recursive=True)]
         except psutil.Error:
-            return [root]
+            return roots
 
     def cpu_seconds(self) -> dict[str, float]:
         out = {}
@@ -288,8 +337,9 @@ class Stack:
     triton_url: str | None = None
 
 
-def variant_env(stack: Stack, variant: str, db: int, home: Path) -> tuple[dict[str, str], str]:
-    tag = f"{variant}-{uuid.uuid4().hex[:6]}"
+def variant_env(stack: Stack, variant: str, db: int, home: Path,
+                store: str | None = None) -> tuple[dict[str, str], str]:
+    tag = f"{variant}-{store or 'default'}-{uuid.uuid4().hex[:6]}"
     env = {k: v for k, v in os.environ.items()
            if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "TRITON_URL")}
     env.update({
@@ -304,7 +354,11 @@ def variant_env(stack: Stack, variant: str, db: int, home: Path) -> tuple[dict[s
         "STREAMREC_KAFKA__RECOMMENDATIONS_TOPIC": f"recommendations-{tag}",
         "STREAMREC_KAFKA__MODEL_EVENTS_TOPIC": f"model-events-{tag}",
         "STREAMREC_KAFKA__IMPRESSIONS_TOPIC": f"impressions-{tag}",
+        # several workers: /metrics on any free port (each publishes its own in workers:ready)
+        "STREAMREC_OBSERVABILITY__PORT": "0",
     })
+    if store:
+        env["STREAMREC_WORKER__STORE"] = store
     if variant == "worker" and stack.triton_url:
         env["TRITON_URL"] = stack.triton_url
     return env, tag
@@ -321,11 +375,13 @@ def start_variant(variant: str, env: dict[str, str], log: Path) -> subprocess.Po
 
 
 async def bench_variant(
-    variant: str, stack: Stack, db: int, home: Path, options: BenchOptions, say: Progress
+    spec: str, stack: Stack, db: int, home: Path, options: BenchOptions, say: Progress
 ) -> dict[str, Any]:
     from streams.kafka_io import ensure_topics
 
-    env, tag = variant_env(stack, variant, db, home)
+    variant, store = parse_variant(spec)
+    env, tag = variant_env(stack, variant, db, home, store)
+    n_procs = 1 if variant == "faust-baseline" else options.workers
     settings = Settings.from_env(kafka={"bootstrap_servers": stack.kafka, "profile": "embedded",
                                         "clicks_topic": env["STREAMREC_KAFKA__CLICKS_TOPIC"],
                                         "recommendations_topic":
@@ -337,13 +393,19 @@ async def bench_variant(
     if variant != "faust-baseline":
         await _send_catalogue(settings)
     log = home / "logs" / f"{tag}.log"
-    proc = start_variant(variant, env, log)
+    procs = [start_variant(variant, {**env, "STREAMREC_HOME": f"{env['STREAMREC_HOME']}/w{i}"},
+                           log.with_suffix(f".{i}.log"))
+             for i in range(n_procs)]
+    proc = procs[0]
     driver = VariantDriver(settings, tag)
+    variant = spec  # the report's name: with its store when one was named
     try:
         await driver.start()
-        say(f"[{variant}] waiting for it to serve ...")
+        say(f"[{variant}] waiting for {n_procs} process(es) to serve ...")
+        if n_procs > 1:
+            await wait_all_ready(env["REDIS_URL"], procs, log)
         await driver.until_ready(proc, log)
-        pids = {"worker": proc.pid, **stack.pids, "loadgen": os.getpid()}
+        pids = {"worker": [p.pid for p in procs], **stack.pids, "loadgen": os.getpid()}
         meter = ProcessMeter({k: v for k, v in pids.items() if k in PROCESSES})
         steps: list[Step] = []
 
@@ -364,14 +426,38 @@ async def bench_variant(
             best = await step(options.rate)
     finally:
         await driver.stop()
-        if pid_alive(proc.pid):
-            stop_pid(proc.pid)
-    out: dict[str, Any] = {"pid": proc.pid}
+        for p in procs:
+            if pid_alive(p.pid):
+                stop_pid(p.pid)
+    out: dict[str, Any] = {"pid": proc.pid, "workers": n_procs, "store": store or "default"}
     out.update(best.as_dict() if best is not None else {})
     if options.search:
         out["max_eps"] = round(best.offered_eps, 1) if best is not None else 0.0
     out["steps"] = [s.as_dict() for s in steps]
     return out
+
+
+async def wait_all_ready(redis_url: str, procs: list[subprocess.Popen[bytes]],
+                         log: Path) -> None:
+    """Until every worker process has published itself in ``workers:ready`` (it was assigned
+    its partitions and built its runtime)."""
+    import redis
+
+    from streams.runtime import WORKERS_READY_KEY, worker_identity
+
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    try:
+        while time.monotonic() < deadline:
+            for p in procs:
+                if p.poll() is not None:
+                    raise UserError(f"worker pid {p.pid} exited ({p.returncode}); see {log}")
+            if all(client.hexists(WORKERS_READY_KEY, worker_identity(p.pid)) for p in procs):
+                return
+            await asyncio.sleep(0.25)
+    finally:
+        client.close()
+    raise UserError(f"{len(procs)} workers not ready within {READY_TIMEOUT_S:.0f} s; see {log}")
 
 
 async def search_max(step: Callable[[float], Any], options: BenchOptions) -> Step | None:
@@ -415,7 +501,7 @@ def start_stack(home: Path, options: BenchOptions, say: Progress) -> Stack:
     try:
         redis = start_redis(None, logs)
         stack.redis_host, stack.pids["redis"] = redis.address, redis.pid
-        if "worker" in options.variants:
+        if "worker" in {parse_variant(v)[0] for v in options.variants}:
             if options.triton_url:
                 stack.triton_url = options.triton_url
             else:
@@ -455,15 +541,17 @@ def machine() -> dict[str, Any]:
 
 
 def run_bench(options: BenchOptions, say: Progress) -> dict[str, Any]:
-    unknown = set(options.variants) - set(VARIANTS)
-    if unknown:
-        raise UserError(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
+    for spec in options.variants:
+        parse_variant(spec)
+    if options.workers < 1:
+        raise UserError("--workers must be at least 1")
     home = Path(tempfile.mkdtemp(prefix="streamrec-bench-"))
     report: dict[str, Any] = {
         "mode": "max" if options.search else "rate",
         "rate": None if options.search else options.rate,
         "duration_s": options.duration_s, "warmup_s": options.warmup_s,
         "p99_target_ms": options.p99_ms, "machine": machine(), "logs": str(home / "logs"),
+        "workers": options.workers, "state_bytes_per_user_50": state_bytes_per_user(50),
         "variants": {},
     }
     stack = start_stack(home, options, say)
@@ -479,7 +567,7 @@ def run_bench(options: BenchOptions, say: Progress) -> dict[str, Any]:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    header = (f"{'variant':<16} {'offered':>8} {'in/s':>7} {'out/s':>7} {'p50':>7} {'p95':>7} "
+    header = (f"{'variant':<24} {'offered':>8} {'in/s':>7} {'out/s':>7} {'p50':>7} {'p95':>7} "
               f"{'p99':>7} {'max':>7} {'lag':>5} {'fallbk':>6} | CPU us/event: "
               + " ".join(f"{p:>7}" for p in PROCESSES) + " | peak RSS MB worker")
     lines = [f"streamrec bench e2e ({report['mode']}"
@@ -490,17 +578,20 @@ def format_table(report: dict[str, Any]) -> str:
              header]
     for name, v in report["variants"].items():
         if "offered_eps" not in v:
-            lines.append(f"{name:<16} no sustained rate")
+            lines.append(f"{name:<24} no sustained rate")
             continue
         cpu = v["cpu_us_per_event"]
         lines.append(
-            f"{name:<16} {v['offered_eps']:>8.0f} {v['in_eps']:>7.0f} {v['out_eps']:>7.0f} "
+            f"{name:<24} {v['offered_eps']:>8.0f} {v['in_eps']:>7.0f} {v['out_eps']:>7.0f} "
             f"{v['p50_ms']:>7.1f} {v['p95_ms']:>7.1f} {v['p99_ms']:>7.1f} {v['max_ms']:>7.1f} "
             f"{v['lag_events']:>5} {v['fallback_share']:>6.0%} |               "
             + " ".join(f"{cpu.get(p, float('nan')):>7.0f}" for p in PROCESSES)
             + f" | {v['peak_rss_mb'].get('worker', 0):.0f}")
     lines.append("latency in ms, produce -> receipt; CPU is marginal (psutil) per answered "
-                 "event; lag = events unanswered when the load stopped")
+                 "event (worker: all its processes); lag = events unanswered when the load "
+                 "stopped")
+    lines.append(f"worker processes per worker variant: {report.get('workers', 1)}; user-state "
+                 f"value at 50 interactions: {report.get('state_bytes_per_user_50', '?')} bytes")
     return "\n".join(lines)
 
 

@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     inference.add_argument("--concurrency", default="1,8,32")
     inference.add_argument("--threads", type=int, default=1,
                            help="onnxruntime intra-op threads in process")
+    inference.add_argument("--exclude-width", type=int, default=None,
+                           help="excluded items per sequence (default: the sequence's own; "
+                                "the worker sends the seen-set, up to engine.seen_capacity)")
     inference.set_defaults(func=cmd_bench_inference)
     rerank = bench_sub.add_parser(
         "rerank", help="the River re-ranker's cost per list, alone and with the feedback "
@@ -46,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "e2e", help="the worker against a plain Faust agent through the real broker, Redis and "
                     "Triton: rates, latency, CPU per event per process (starts its own servers)")
     e2e.add_argument("--variants", default="faust-baseline,worker-no-model,worker",
-                     help="comma-separated: faust-baseline, worker-no-model, worker")
+                     help="comma-separated: faust-baseline, worker-no-model, worker; "
+                     "NAME:memory or NAME:rocksdb names the user-state store")
     e2e.add_argument("--rate", type=float, default=500.0, help="offered events per second")
     e2e.add_argument("--duration", type=float, default=10.0,
                      help="seconds measured per rate (after the warm-up)")
@@ -57,6 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e2e.add_argument("--start-rate", type=float, default=200.0, help="--max: first rate tried")
     e2e.add_argument("--triton-url", default=None,
                      help="gRPC host:port of an external (e.g. GPU) Triton for `worker`")
+    e2e.add_argument("--workers", type=int, default=1,
+                     help="worker processes per worker variant, one consumer group")
     e2e.add_argument("--json", action="store_true", help="a JSON object as the last line")
     e2e.add_argument("--plot", type=Path, default=None, help="latency vs offered rate (PNG)")
     e2e.set_defaults(func=cmd_bench_e2e)
@@ -101,6 +107,7 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
     report = run_benchmark(
         settings.triton.model_repository, settings.triton.model_name, args.duration,
         _ints(args.batches), _ints(args.concurrency), args.threads, progress,
+        args.exclude_width,
     )
     print(json.dumps(report, indent=2) if args.json else format_table(report))
     return 0
@@ -128,6 +135,7 @@ def cmd_bench_e2e(args: argparse.Namespace) -> int:
         variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
         rate=args.rate, duration_s=args.duration, warmup_s=args.warmup, search=args.max,
         p99_ms=args.p99_ms, start_rate=args.start_rate, triton_url=args.triton_url,
+        workers=args.workers,
     )
     if options.rate <= 0 or options.duration_s <= 0 or options.warmup_s < 0:
         raise UserError("--rate and --duration must be positive, --warmup not negative")

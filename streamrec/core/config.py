@@ -59,6 +59,9 @@ EMBEDDED_PROFILE: dict[str, Any] = {
     "consumer_session_timeout_ms": 6000,
     "consumer_heartbeat_interval_ms": 1000,
     "topic_partitions": 4,
+    # the user-state table's Faust store (WorkerSettings.store): in memory, rebuilt from its
+    # changelog at start-up (`streamrec bench e2e`, README "Performance": faster on the demo)
+    "table_store": "memory",
 }
 
 # Apache Kafka (docker-compose, production): Kafka's and Faust's defaults.
@@ -72,6 +75,9 @@ KAFKA_PROFILE: dict[str, Any] = {
     "consumer_session_timeout_ms": 45000,
     "consumer_heartbeat_interval_ms": 3000,
     "topic_partitions": 12,
+    # RocksDB on local disk (rocksdict): state may outgrow RAM and a restarted worker reads
+    # only the changelog written since its last local write
+    "table_store": "rocksdb",
 }
 
 PROFILES = {"embedded": EMBEDDED_PROFILE, "kafka": KAFKA_PROFILE}
@@ -239,6 +245,10 @@ class WorkerSettings(Section):
     # uvloop when installed (a dependency): asyncio's own machinery was the largest share of
     # the worker's profile; "asyncio" keeps the standard loop
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # the user-state table's store: "memory" (rebuilt from the changelog at start-up) or
+    # "rocksdb" (local disk under STREAMREC_HOME, outgrows RAM); None: the broker profile's
+    # (memory with the embedded broker, rocksdb with Kafka)
+    store: Literal["memory", "rocksdb"] | None = None
 
 
 class ObservabilitySettings(Section):
