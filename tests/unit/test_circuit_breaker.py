@@ -19,6 +19,7 @@ from inference.client import ClientConfig, ClientStats
 from inference.live_version import LiveVersion
 from streamrec.core import versions
 from streamrec.core.ports import ModelUnavailable
+from tests.support import wait_until_async
 
 
 class FakeClock:
@@ -131,7 +132,8 @@ async def one_probe(behaviour: str, live: LiveVersion | None, cancel: bool = Fal
     future = batcher.submit([["a"]], [[]], 1)
     try:
         if cancel:
-            await asyncio.sleep(0.05)  # the batch is out, waiting for Triton
+            await wait_until_async(lambda: batcher._inflight, 5,
+                                   "the batch out, waiting for Triton")
             for task in list(batcher._inflight):
                 task.cancel()
         failing = behaviour != "ok" or live is None
