@@ -178,7 +178,8 @@ def test_calls_queued_when_the_batcher_stops_get_the_fallback() -> None:
         first = batcher.submit([["a"]], [[]], 1)
         queued = batcher.submit([["b"]], [[]], 1)
         runner = asyncio.create_task(batcher.run())
-        await asyncio.sleep(0.05)
+        await wait_until_async(lambda: batcher._queue.qsize() == 1, 5,
+                               "the loop holding the first call, waiting for a slot")
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
         for future in (first, queued):
