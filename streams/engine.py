@@ -212,7 +212,7 @@ class RecommendationEngine:
             state = states.get(event.user_id)
             if state is None:
                 state = states[event.user_id] = UserState(event.user_id)
-            if self.feedback is not None and event.event_id not in state.recent_event_ids:
+            if self.feedback is not None and not state.has_event(event.event_id):
                 self.feedback.observe(state, event)
             fresh = state.update(event, self.catalog.categories(event.item_id), cfg.state)
             if fresh:

@@ -14,6 +14,8 @@ False
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +25,27 @@ from streamrec.core.events import ClickEvent
 
 # how much an interaction says about interest, by event type
 TYPE_WEIGHT = {"view": 0.5, "click": 1.0, "rating": 1.0, "add_to_cart": 2.0, "purchase": 3.0}
+# event ids up to this length are kept as they are; longer ones (UUIDs) as a 64-bit fingerprint
+EVENT_KEY_MAX = 12
+# interest weights are kept to this many decimals (exact through the table's encoding)
+INTEREST_DECIMALS = 4
+ENCODING_VERSION = 2
+
+
+def event_key(event_id: str) -> str:
+    """What the dedup window keeps of an event id: short ids as they are, longer ones as a
+    64-bit blake2b fingerprint (11 base64 characters; "#" marks it). Two distinct long ids of
+    one user collide with probability ~capacity / 2^64 per event.
+
+    >>> event_key("ml-55286")
+    'ml-55286'
+    >>> len(event_key("0b7f4e7e-3f7c-4a43-9d43-1f1c6b0d2a11"))
+    12
+    """
+    if len(event_id) <= EVENT_KEY_MAX:
+        return event_id
+    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+    return "#" + base64.urlsafe_b64encode(digest).decode()[:11]
 
 
 @dataclass(slots=True)
@@ -59,9 +82,10 @@ class UserState:
     user_id: str
     # the last `history_length` interactions: [item_id, type, ts]
     history: list[list[Any]] = field(default_factory=list)
-    # every consumed item (insertion-ordered, capped): excluded from recommendations
+    # every consumed item, least recently consumed first (capped): excluded from
+    # recommendations; its tail is always the history's items, which the encoding relies on
     seen: list[str] = field(default_factory=list)
-    # recently processed event ids (capped): a repeat changes nothing
+    # recently processed events' keys (:func:`event_key`, capped): a repeat changes nothing
     recent_event_ids: list[str] = field(default_factory=list)
     # category -> [decayed weight, ts of that weight]
     interests: dict[str, list[float]] = field(default_factory=dict)
@@ -81,9 +105,10 @@ class UserState:
     ) -> bool:
         """Apply one event; returns False (and changes nothing) for a repeated ``event_id``."""
         cfg = config or StateConfig()
-        if event.event_id in self.recent_event_ids:
+        key = event_key(event.event_id)
+        if key in self.recent_event_ids:
             return False
-        self.recent_event_ids.append(event.event_id)
+        self.recent_event_ids.append(key)
         del self.recent_event_ids[: -cfg.dedup_capacity]
 
         if self.last_ts == 0 or event.ts - self.last_ts > cfg.session_gap_ms:
@@ -98,15 +123,23 @@ class UserState:
         weight = TYPE_WEIGHT.get(event.type, 1.0)
         for category in categories:
             current = self.interest(category, event.ts, cfg.interest_half_life_ms)
-            self.interests[category] = [current + weight, float(event.ts)]
+            self.interests[category] = [round(current + weight, INTEREST_DECIMALS),
+                                        float(event.ts)]
         self.counts[event.type] = self.counts.get(event.type, 0) + 1
         return True
 
     def _mark_seen(self, item_id: str, capacity: int) -> None:
-        if item_id in self.seen:
+        """Move ``item_id`` to the most recent end (least recently consumed evicted first)."""
+        if self.seen and self.seen[-1] == item_id:
             return
+        if item_id in self.seen:
+            self.seen.remove(item_id)
         self.seen.append(item_id)
         del self.seen[:-capacity]
+
+    def has_event(self, event_id: str) -> bool:
+        """Whether this event was already applied (within the dedup window)."""
+        return event_key(event_id) in self.recent_event_ids
 
     # --- reads -----------------------------------------------------------------------------
     def recent_items(self, n: int | None = None) -> list[str]:
@@ -141,28 +174,68 @@ class UserState:
     def total_events(self) -> int:
         return sum(self.counts.values())
 
-    # --- serialisation (Faust table values, Redis mirror) ----------------------------------
+    # --- serialisation (Faust table values) -----------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "user_id": self.user_id,
-            "history": self.history,
-            "seen": self.seen,
-            "recent_event_ids": self.recent_event_ids,
-            "interests": self.interests,
-            "counts": self.counts,
-            "session_index": self.session_index,
-            "session_start_ts": self.session_start_ts,
-            "last_ts": self.last_ts,
-            "last_recommended": self.last_recommended,
+        """The table's compact encoding (version 2): the history as parallel columns with
+        time deltas, the seen-set without the history's items (its tail, see ``seen``),
+        interest times relative to ``last_ts``. :meth:`from_dict` restores it exactly."""
+        items = [h[0] for h in self.history]
+        types = [h[1] for h in self.history]
+        times = [h[2] for h in self.history]
+        in_history = set(items)
+        older = [item for item in self.seen if item not in in_history]
+        data: dict[str, Any] = {
+            "v": ENCODING_VERSION,
+            "u": self.user_id,
+            "i": items,
+            "y": types[0] if types and types.count(types[0]) == len(types) else types,
+            "t": [b - a for a, b in zip([0, *times[:-1]], times, strict=True)],
+            "s": older,
+            "e": self.recent_event_ids,
+            "n": {c: [w, self.last_ts - int(at)] for c, (w, at) in self.interests.items()},
+            "c": self.counts,
+            "x": [self.session_index, self.session_start_ts, self.last_ts],
         }
+        if self.last_recommended is not None:
+            data["r"] = self.last_recommended
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UserState:
+        if data.get("v") != ENCODING_VERSION:
+            return cls._from_v1(data)
+        items: list[str] = data["i"]
+        types = data["y"] if isinstance(data["y"], list) else [data["y"]] * len(items)
+        times, ts = [], 0
+        for delta in data["t"]:
+            ts += delta
+            times.append(ts)
+        session_index, session_start_ts, last_ts = data["x"]
+        return cls(
+            user_id=data["u"],
+            history=[[i, y, t] for i, y, t in zip(items, types, times, strict=True)],
+            seen=[*data["s"], *_last_occurrences(items)],
+            recent_event_ids=list(data["e"]),
+            interests={c: [w, float(last_ts - back)] for c, (w, back) in data["n"].items()},
+            counts=dict(data["c"]),
+            session_index=session_index,
+            session_start_ts=session_start_ts,
+            last_ts=last_ts,
+            last_recommended=data.get("r"),
+        )
+
+    @classmethod
+    def _from_v1(cls, data: dict[str, Any]) -> UserState:
+        """The first encoding (plain field names), still found in older changelogs; its
+        seen-set was in first-consumption order: the history's items move to its tail."""
+        history = [list(h) for h in data.get("history", [])]
+        in_history = {h[0] for h in history}
+        seen = [item for item in data.get("seen", []) if item not in in_history]
         return cls(
             user_id=data["user_id"],
-            history=[list(h) for h in data.get("history", [])],
-            seen=list(data.get("seen", [])),
-            recent_event_ids=list(data.get("recent_event_ids", [])),
+            history=history,
+            seen=[*seen, *_last_occurrences([h[0] for h in history])],
+            recent_event_ids=[event_key(e) for e in data.get("recent_event_ids", [])],
             interests={k: list(v) for k, v in data.get("interests", {}).items()},
             counts=dict(data.get("counts", {})),
             session_index=int(data.get("session_index", 0)),
@@ -183,6 +256,15 @@ class UserState:
                 [c, round(v, 4)] for c, v in self.top_interests(self.last_ts, half_life_ms)
             ],
         }
+
+
+def _last_occurrences(items: list[str]) -> list[str]:
+    """Distinct items in the order of their last occurrence.
+
+    >>> _last_occurrences(["a", "b", "a", "c"])
+    ['b', 'a', 'c']
+    """
+    return list(dict.fromkeys(reversed(items)))[::-1]
 
 
 def seen_set(state: UserState, extra: Sequence[str] = ()) -> set[str]:

@@ -276,6 +276,14 @@ class EngineSettings(Section):
     trending_refresh_s: float = Field(default=0.5, gt=0)
     covisit_top_n: int = Field(default=20, ge=1)
 
+    @model_validator(mode="after")
+    def _seen_holds_the_history(self) -> EngineSettings:
+        # the seen-set's recent end is the history's items (the state's table encoding)
+        if self.seen_capacity < self.history_length:
+            raise ValueError(f"seen_capacity ({self.seen_capacity}) must be at least "
+                             f"history_length ({self.history_length})")
+        return self
+
 
 class RerankerSettings(Section):
     """streams.rerank.RerankConfig; its interest half-life is the engine's."""

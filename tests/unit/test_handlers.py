@@ -15,6 +15,7 @@ from streamrec.core.events import CatalogItem, dead_letter
 from streams.engine import Catalog, RecommendationEngine
 from streams.handlers import ClickBatchHandler, ItemBatchHandler
 from streams.signals import InMemorySignals
+from streams.state import UserState
 
 T0 = 1_700_000_000_000
 POISON = "poison"
@@ -86,8 +87,9 @@ def test_one_failing_record_is_dead_lettered_and_the_rest_of_the_batch_answered(
     assert reasons[1] == "handling failed: KeyError: 'poison'"
     assert reasons[2].startswith("malformed JSON")
     # the poison click changed no state; the others each changed it once
-    assert users[b"u1"]["counts"] == {"click": 2}
-    assert users[b"u1"]["recent_event_ids"] == ["e0", "e2"]
+    stored = UserState.from_dict(users[b"u1"])
+    assert stored.counts == {"click": 2}
+    assert stored.recent_event_ids == ["e0", "e2"]
 
 
 def test_a_failure_of_the_connections_is_not_dead_lettered_but_escapes() -> None:
