@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 
 from streamrec.core.config import Settings, UserError
@@ -124,13 +125,40 @@ class Step:
     fallback_share: float
     cpu_us_per_event: dict[str, float]
     peak_rss_mb: dict[str, float]
+    # RSS over the measured window: median of its first and last tenth, and their change
+    rss_mb_start: dict[str, float]
+    rss_mb_end: dict[str, float]
+    rss_growth_pct: dict[str, float]
+    # [seconds into the measured window, {process: RSS MB}] every ~0.5 s (the soak's plot)
+    rss_series: list[list[Any]]
 
     def sustained(self, p99_ms: float) -> bool:
         return (self.p99_ms <= p99_ms and self.out_eps >= KEEP_UP * self.offered_eps
                 and self.unanswered == 0)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+    def as_dict(self, series: bool = False) -> dict[str, Any]:
+        """Plain values; the RSS series only when asked (the soak's plot needs it)."""
+        return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in self.__dict__.items()
+                if series or k != "rss_series"}
+
+
+def rss_drift(series: list[list[Any]]) -> tuple[dict[str, float], dict[str, float],
+                                                 dict[str, float]]:
+    """Per process: median RSS (MB) over the first and the last tenth of ``series`` and the
+    change between them in percent (medians: one sample at a GC peak does not decide).
+
+    >>> start, end, growth = rss_drift([[t, {"w": 100.0 + (t >= 9)}] for t in range(10)])
+    >>> start["w"], end["w"], growth["w"]
+    (100.0, 101.0, 1.0)
+    """
+    if not series:
+        return {}, {}, {}
+    tenth = max(1, len(series) // 10)
+    names = series[0][1].keys()
+    start = {n: float(np.median([s[1][n] for s in series[:tenth]])) for n in names}
+    end = {n: float(np.median([s[1][n] for s in series[-tenth:]])) for n in names}
+    growth = {n: (end[n] - start[n]) * 100 / start[n] if start[n] else 0.0 for n in names}
+    return start, end, growth
 
 
 # --- processes and their CPU --------------------------------------------------------------
@@ -166,7 +194,9 @@ class ProcessMeter:
             out[name] = total
         return out
 
-    def sample_rss(self) -> None:
+    def sample_rss(self) -> dict[str, float]:
+        """Current RSS (MB) per name; also keeps the peak."""
+        now = {}
         for name in self.processes:
             rss = 0
             for proc in self._family(name):
@@ -175,6 +205,8 @@ class ProcessMeter:
                 except psutil.Error:
                     pass
             self.peak_rss[name] = max(self.peak_rss[name], rss)
+            now[name] = rss / 2**20
+        return now
 
 
 # --- the load generator -------------------------------------------------------------------
@@ -280,6 +312,7 @@ class VariantDriver:
         window_ids: list[str] = []
         n = 0
         last_rss = 0.0
+        rss_series: list[list[Any]] = []
         while (now := time.perf_counter()) < end:
             if cpu_a is None and now >= measure_from:
                 cpu_a, answered_a, t_a = meter.cpu_seconds(), len(self.received_at), now
@@ -291,7 +324,10 @@ class VariantDriver:
                 if cpu_a is not None:
                     window_ids.append(event_id)
             if now - last_rss > 0.5:
-                meter.sample_rss()
+                rss = meter.sample_rss()
+                if cpu_a is not None:
+                    rss_series.append([round(now - measure_from, 2),
+                                       {k: round(v, 2) for k, v in rss.items()}])
                 last_rss = now
             # sleep until the next event is due (at least ``tick``: no busy loop at low rates)
             await asyncio.sleep(max(tick, start + (n + 1) / rate - time.perf_counter()))
@@ -307,6 +343,7 @@ class VariantDriver:
                      for i in window_ids if i in self.received_at]
         answered = [i for i in window_ids if i in self.received_at]
         elapsed = t_b - t_a
+        rss_start, rss_end, rss_growth = rss_drift(rss_series)
         return Step(
             offered_eps=rate,
             in_eps=len(window_ids) / elapsed,
@@ -322,6 +359,10 @@ class VariantDriver:
             cpu_us_per_event={name: (cpu_b[name] - cpu_a[name]) * 1e6 / handled
                               for name in cpu_a},
             peak_rss_mb={name: rss / 2**20 for name, rss in meter.peak_rss.items()},
+            rss_mb_start=rss_start,
+            rss_mb_end=rss_end,
+            rss_growth_pct=rss_growth,
+            rss_series=rss_series,
         )
 
     async def drain(self, timeout_s: float = 15.0) -> None:
@@ -430,7 +471,7 @@ async def bench_variant(
             if pid_alive(p.pid):
                 stop_pid(p.pid)
     out: dict[str, Any] = {"pid": proc.pid, "workers": n_procs, "store": store or "default"}
-    out.update(best.as_dict() if best is not None else {})
+    out.update(best.as_dict(series=not options.search) if best is not None else {})
     if options.search:
         out["max_eps"] = round(best.offered_eps, 1) if best is not None else 0.0
     out["steps"] = [s.as_dict() for s in steps]
@@ -514,16 +555,17 @@ def start_stack(home: Path, options: BenchOptions, say: Progress) -> Stack:
 
 
 def _start_triton(home: Path, say: Progress) -> tuple[str, int]:
-    from inference.triton_server import has_servable_model, start_triton
-    from training.bootstrap import ensure_demo_model
+    from inference.triton_server import start_triton
+    from training.bootstrap import ensure_demo_model, has_version
 
     settings = Settings.from_env()
     repo = settings.triton.model_repository
-    if not has_servable_model(repo):
-        ensure_demo_model(settings, say)
-    if not has_servable_model(repo):
-        raise UserError(f"no model version in {repo} for the `worker` variant; train one or "
-                        "leave it out with --variants")
+    # the sequence model's own versions: the text encoder alone would leave `worker` on the
+    # fallback
+    ensure_demo_model(settings, say)
+    if not has_version(settings):
+        raise UserError(f"no {settings.triton.model_name} version in {repo} for the `worker` "
+                        "variant; train one or leave it out with --variants")
     server = start_triton(repo, log_path=home / "logs" / "triton.log",
                           backend_dir=settings.home / "triton-backends")
     return server.grpc_address, server.pid
@@ -586,7 +628,9 @@ def format_table(report: dict[str, Any]) -> str:
             f"{v['p50_ms']:>7.1f} {v['p95_ms']:>7.1f} {v['p99_ms']:>7.1f} {v['max_ms']:>7.1f} "
             f"{v['lag_events']:>5} {v['fallback_share']:>6.0%} |               "
             + " ".join(f"{cpu.get(p, float('nan')):>7.0f}" for p in PROCESSES)
-            + f" | {v['peak_rss_mb'].get('worker', 0):.0f}")
+            + f" | {v['peak_rss_mb'].get('worker', 0):.0f}"
+            + (f" ({v['rss_growth_pct']['worker']:+.1f}% over the window)"
+               if v.get("rss_growth_pct", {}).get("worker") is not None else ""))
     lines.append("latency in ms, produce -> receipt; CPU is marginal (psutil) per answered "
                  "event (worker: all its processes); lag = events unanswered when the load "
                  "stopped")
@@ -596,11 +640,28 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
+    """``--max``: latency against offered rate per variant; ``--rate``: RSS over time per
+    process and variant (the soak)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if report["mode"] == "rate":
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for name, v in report["variants"].items():
+            series = v.get("rss_series", [])
+            for proc in PROCESSES:
+                if series and proc in series[0][1]:
+                    ax.plot([s[0] for s in series], [s[1][proc] for s in series],
+                            label=f"{name}: {proc}")
+        ax.set_xlabel("seconds into the measured window")
+        ax.set_ylabel("RSS (MB)")
+        ax.legend(fontsize=7)
+        ax.set_title(f"streamrec bench e2e: RSS at {report['rate']:.0f} events/s")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        return
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, v in report["variants"].items():
         steps = sorted(v.get("steps", []), key=lambda s: s["offered_eps"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -19,13 +20,16 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 FIELDS = {"offered_eps", "in_eps", "out_eps", "p50_ms", "p95_ms", "p99_ms", "max_ms",
-          "lag_events", "fallback_share", "cpu_us_per_event", "peak_rss_mb", "answered", "steps"}
+          "lag_events", "fallback_share", "cpu_us_per_event", "peak_rss_mb", "answered", "steps",
+          "rss_mb_start", "rss_mb_end", "rss_growth_pct", "rss_series"}
 
 
-def test_bench_e2e_reports_every_variant_in_one_json_line() -> None:
+def test_bench_e2e_reports_every_variant_in_one_json_line(tmp_path: Path) -> None:
+    picture = tmp_path / "rss.png"
     run = subprocess.run(
         [sys.executable, "-m", "streamrec.cli", "bench", "e2e", "--rate", "100", "--duration",
-         "3", "--warmup", "1", "--variants", "faust-baseline,worker-no-model", "--json"],
+         "3", "--warmup", "1", "--variants", "faust-baseline,worker-no-model", "--json",
+         "--plot", str(picture)],
         cwd=REPO, capture_output=True, text=True, timeout=240,
     )
     assert run.returncode == 0, run.stderr[-3000:]
@@ -38,6 +42,10 @@ def test_bench_e2e_reports_every_variant_in_one_json_line() -> None:
         assert variant["unanswered"] == 0, name
         assert {"worker", "broker", "redis", "loadgen"} <= set(variant["cpu_us_per_event"])
         assert variant["peak_rss_mb"]["worker"] > 0
+        # the soak's series: RSS of every process sampled through the measured window
+        assert len(variant["rss_series"]) >= 2
+        assert variant["rss_mb_end"]["worker"] > 0 and "worker" in variant["rss_growth_pct"]
+    assert picture.stat().st_size > 0  # rate mode plots RSS over time
     # the stream recommenders alone answer with the fallback label
     assert report["variants"]["worker-no-model"]["fallback_share"] == 1.0
     assert report["variants"]["faust-baseline"]["fallback_share"] == 0.0
