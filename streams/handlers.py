@@ -134,8 +134,8 @@ class ClickBatchHandler:
         for user_id, value in updated.items():
             self.users[user_id.encode()] = value
         topic = self.settings.kafka.recommendations_topic
-        acks: list[Awaitable[Any]] = [rt.send(topic, key, value) for key, value in payloads]
-        acks.append(rt.mirror(states.values(), recommendations))
+        acks: list[Awaitable[Any]] = [rt.send_many(topic, payloads),
+                                      rt.mirror(states.values(), recommendations)]
         acks.extend(await rt.publish_model_events())
         return acks
 

@@ -13,12 +13,14 @@ worker is serving") are published to Redis.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import socket
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -156,6 +158,14 @@ class WorkerRuntime:
         result = await self.producer.send_and_wait(topic, key=key, value=data)
         self.sent[topic] += 1
         return result
+
+    async def send_many(self, topic: str, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
+        """Queue every message (encoded) in the producer's batch, then wait for all the broker's
+        acks: one coroutine for a batch's answers, not one task per record."""
+        acks = [await self.producer.send(topic, key=key, value=value) for key, value in messages]
+        if acks:
+            await asyncio.gather(*acks)
+        self.sent[topic] += len(acks)
 
     async def dead_letter(self, raw: bytes | None, reason: str, message: Any) -> Any:
         self.dlq_count += 1

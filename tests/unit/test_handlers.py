@@ -53,6 +53,10 @@ class FakeRuntime:
             raise self.fail_sends
         self.sent.append((topic, json.loads(value) if isinstance(value, bytes) else value))
 
+    async def send_many(self, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+        for key, value in messages:
+            await self.send(topic, key, value)
+
     async def dead_letter(self, raw: bytes | None, reason: str, message: Any) -> None:
         self.dead.append(dead_letter(raw, reason, topic=message.topic,
                                      partition=message.partition, offset=message.offset))
