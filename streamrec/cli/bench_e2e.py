@@ -126,11 +126,11 @@ class Step:
     cpu_us_per_event: dict[str, float]
     peak_rss_mb: dict[str, float]
     # RSS over the measured window: median of its first and last tenth, and their change
-    rss_mb_start: dict[str, float]
-    rss_mb_end: dict[str, float]
-    rss_growth_pct: dict[str, float]
+    rss_mb_start: dict[str, float] = field(default_factory=dict)
+    rss_mb_end: dict[str, float] = field(default_factory=dict)
+    rss_growth_pct: dict[str, float] = field(default_factory=dict)
     # [seconds into the measured window, {process: RSS MB}] every ~0.5 s (the soak's plot)
-    rss_series: list[list[Any]]
+    rss_series: list[list[Any]] = field(default_factory=list)
 
     def sustained(self, p99_ms: float) -> bool:
         return (self.p99_ms <= p99_ms and self.out_eps >= KEEP_UP * self.offered_eps
