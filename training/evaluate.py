@@ -11,10 +11,13 @@ Protocol (leave-one-out, full ranking):
   interactions (few cases on ML-100K: see ``n_cold_test``).
 
 Cold start on held-out items (``cold_split``): a random 15% of the catalogue is removed from
-training entirely; a case is a user's first interaction with a held-out item, scored from the
-user's earlier (warm) items against the whole catalogue with those items excluded.
-``cold_hr@10`` is that ranking's HR@10; ``cold_hr@10_among_cold`` ranks the target among the
-held-out items only.
+training entirely: absent from the training vocabulary, so never a softmax negative either. At
+scoring time the held-out items are appended after the trained vocabulary, as serving appends a
+new item (a text-only row from the item tower). A case is a user's first interaction with a
+held-out item, scored from the user's earlier (warm) items against the whole catalogue with those
+items excluded. ``cold_hr@10``/``cold_ndcg@10`` rank against the whole catalogue,
+``cold_hr@10_among_cold`` among the held-out items only; ``n_cold_items`` is the number of
+distinct held-out items the cases ask for.
 """
 
 from __future__ import annotations
@@ -83,9 +86,10 @@ def evaluate(
 class ColdSplit:
     """Training data without the held-out items, and the cases that ask for them."""
 
-    split: LeaveOneOut  # leave-one-out over warm interactions only (vocabulary = all items)
-    cold_items: np.ndarray  # vocabulary indices of held-out items
-    cases: EvalCases
+    split: LeaveOneOut  # leave-one-out over warm interactions; vocabulary = warm items only
+    vocab: Vocabulary  # the scoring vocabulary: ``split``'s items, then the held-out ones
+    cold_items: np.ndarray  # indices of the held-out items in ``vocab`` (the appended rows)
+    cases: EvalCases  # indices in ``vocab``
 
 
 def cold_split(
@@ -93,31 +97,34 @@ def cold_split(
 ) -> ColdSplit:
     """Remove ``share`` of the catalogue from training; build one case per affected user."""
     full = LeaveOneOut.from_interactions(data, catalog)
-    vocab: Vocabulary = full.vocab
+    items = full.vocab.items
     rng = np.random.default_rng(seed)
-    n = len(vocab.items)
-    cold = np.sort(rng.choice(np.arange(1, n + 1), size=int(round(share * n)), replace=False))
-    is_cold = np.zeros(vocab.table_rows, dtype=bool)
-    is_cold[cold] = True
+    drawn = set(rng.choice(len(items), size=int(round(share * len(items))), replace=False))
+    warm_items = [item for i, item in enumerate(items) if i not in drawn]
+    held_out = [item for i, item in enumerate(items) if i in drawn]
+    vocab = Vocabulary([*warm_items, *held_out])
+    n_warm = len(warm_items)
     warm_sequences, histories, targets, excluded = [], [], [], []
     for seq in full.sequences:
-        warm = [i for i in seq if not is_cold[i]]
-        warm_sequences.append(warm)
-        for pos, item in enumerate(seq):
-            if is_cold[item]:
-                history = [i for i in seq[:pos] if not is_cold[i]]
+        encoded = vocab.encode(items[i - 1] for i in seq)
+        warm_sequences.append([i for i in encoded if i <= n_warm])
+        for pos, item in enumerate(encoded):
+            if item > n_warm:
+                history = [i for i in encoded[:pos] if i <= n_warm]
                 if history:
                     histories.append(history)
                     targets.append(item)
-                    excluded.append(sorted(set(seq[:pos])))
+                    excluded.append(sorted(set(encoded[:pos])))
                 break
-    split = LeaveOneOut(vocab, full.users, warm_sequences)
+    split = LeaveOneOut(Vocabulary(warm_items), full.users, warm_sequences)
     cases = EvalCases(histories, np.asarray(targets, dtype=np.int64), excluded)
-    return ColdSplit(split, cold, cases)
+    cold = np.arange(n_warm + 1, vocab.table_rows, dtype=np.int64)
+    return ColdSplit(split, vocab, cold, cases)
 
 
 def evaluate_cold(scorer: Scorer, cold: ColdSplit) -> dict[str, float]:
-    """``cold_hr@10`` (whole catalogue) and the ranking among held-out items only."""
+    """Whole-catalogue and among-held-out rankings of the cold cases; ``scorer`` scores the
+    scoring vocabulary ``cold.vocab`` (trained rows, then the held-out items)."""
     cases = cold.cases
     scores = score_in_batches(scorer, cases.histories)
     masked = mask_scores(scores, cases.excluded, keep=cases.targets)
@@ -129,7 +136,9 @@ def evaluate_cold(scorer: Scorer, cold: ColdSplit) -> dict[str, float]:
         "cold_hr@10": hit_rate_at_k(ranks, 10),
         "cold_ndcg@10": ndcg_at_k(ranks, 10),
         "cold_hr@10_among_cold": hit_rate_at_k(ranks_cold, 10),
+        "cold_ndcg@10_among_cold": ndcg_at_k(ranks_cold, 10),
         "n_cold_cases": len(cases.targets),
+        "n_cold_items": len(set(cases.targets.tolist())),
     }
 
 

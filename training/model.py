@@ -1,16 +1,18 @@
 """SASRec-style causal transformer over a user's recent items, with fused item representations.
 
-An item's vector fuses several *sources* with a learned gate (a softmax over sources computed by
-a small MLP from the sources themselves):
+An item's vector is the layer-normalised *sum* of its sources:
 
 - a learned ID embedding;
 - a projection of its text embedding (all-MiniLM-L6-v2, precomputed, frozen);
 - any extra per-item vectors (e.g. image embeddings): ``extra_vectors`` is a configuration, not
   a fork of the model.
 
-"ID dropout" zeroes an item's ID source at random while training, so the model also learns to
-score items from their content alone: that is how a new item, which has no trained ID
-embedding, becomes recommendable from its text (``new_item_vectors``).
+The normalisation puts an item without an ID source (a new item, or a known one under ID dropout)
+on the same scale as a known item, so its text-only row competes with known items' rows instead
+of scoring below all of them. "ID dropout" zeroes an item's ID source at random (per item per
+batch, as inputs and as softmax targets), so the text projection is trained to stand in for the
+ID: that is how a new item, which has no trained ID embedding, becomes recommendable from its
+text (``new_item_vectors``).
 
 Scores are dot products between the sequence's last hidden state and every item's fused vector
 (full softmax over the catalogue in training).
@@ -46,14 +48,15 @@ class ModelConfig:
     use_text: bool = True
     text_dim: int = 384
     extra_dims: list[int] = field(default_factory=list)
-    id_dropout: float = 0.1
+    id_dropout: float = 0.3
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 class ItemEncoder(nn.Module):
-    """Fuses ID, text and extra vectors into one item vector per vocabulary entry."""
+    """Fuses ID, text and extra vectors into one item vector per vocabulary entry:
+    ``LayerNorm(id + sum_k proj_k(content_k))``; row 0 (padding) is zero."""
 
     def __init__(
         self,
@@ -80,8 +83,9 @@ class ItemEncoder(nn.Module):
         for i, v in enumerate(vectors):
             self.register_buffer(f"content_{i}", v, persistent=True)
         self.n_content = len(vectors)
-        n_sources = int(config.use_ids) + self.n_content
-        self.gate = nn.Sequential(nn.Linear(n_sources * d, d), nn.Tanh(), nn.Linear(d, n_sources))
+        # rows start at norm ~1, the scale of the ID embeddings' initialisation
+        self.norm = nn.LayerNorm(d)
+        nn.init.constant_(self.norm.weight, d**-0.5)
 
     @staticmethod
     def _projection(in_dim: int, out_dim: int) -> nn.Module:
@@ -90,23 +94,15 @@ class ItemEncoder(nn.Module):
     def content(self, i: int) -> torch.Tensor:
         return getattr(self, f"content_{i}")
 
-    def fuse(self, sources: list[torch.Tensor], no_id: torch.Tensor | None = None) -> torch.Tensor:
-        """Gate-weighted sum of the sources. ``no_id`` [N] bool marks items whose ID source is
-        missing (new items, ID dropout): the gate renormalises over the sources they have, so a
-        new item's vector is as large as a known item's, not diluted by a zero ID vector."""
-        if len(sources) == 1:
-            return sources[0]
-        stacked = torch.stack(sources, dim=-2)  # [..., S, d]
-        logits = self.gate(torch.cat(sources, dim=-1))
-        if no_id is not None and self.config.use_ids:
-            blocked = torch.zeros_like(logits, dtype=torch.bool)
-            blocked[:, 0] = no_id
-            logits = logits.masked_fill(blocked, -1e4)
-        weights = torch.softmax(logits, dim=-1)
-        return (weights.unsqueeze(-1) * stacked).sum(dim=-2)
+    def fuse(self, sources: list[torch.Tensor]) -> torch.Tensor:
+        """The normalised sum of the sources ([N, d] each); a missing source enters as zeros."""
+        return self.norm(torch.stack(sources).sum(dim=0))
 
     def table(self, drop_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """[V, d] fused vectors of every vocabulary entry (row 0 = padding)."""
+        """[V, d] fused vectors of every vocabulary entry (row 0 = padding, zero).
+
+        ``drop_ids`` [V] bool marks rows whose ID source is left out (ID dropout, or items
+        scored as new): such a row equals :meth:`new_item_vectors` of its content."""
         sources = []
         if self.config.use_ids:
             ids = self.id_embedding.weight
@@ -115,23 +111,25 @@ class ItemEncoder(nn.Module):
             sources.append(ids)
         for i, projection in enumerate(self.projections):
             sources.append(projection(self.content(i)))
-        return self.fuse(sources, drop_ids)
+        fused = self.fuse(sources)
+        not_padding = torch.ones(fused.shape[0], 1, dtype=fused.dtype, device=fused.device)
+        not_padding[0] = 0.0
+        return fused * not_padding
 
     def new_item_vectors(
         self, text_vectors: torch.Tensor, extra: list[torch.Tensor] | None = None
     ) -> torch.Tensor:
-        """Fused vectors for items without a learned ID embedding (zero ID source); a missing
+        """Fused vectors for items without a learned ID embedding (no ID source); a missing
         extra modality (e.g. no image yet) enters as zeros."""
         n = text_vectors.shape[0]
-        sources = []
-        if self.config.use_ids:
-            sources.append(torch.zeros(n, self.config.dim))
         extra = list(extra or [])
         extra += [torch.zeros(n, d) for d in self.config.extra_dims[len(extra):]]
         contents = [text_vectors, *extra] if self.config.use_text else extra
-        for projection, vectors in zip(self.projections, contents, strict=True):
-            sources.append(projection(vectors.float()))
-        return self.fuse(sources, torch.ones(n, dtype=torch.bool))
+        sources = [projection(vectors.float())
+                   for projection, vectors in zip(self.projections, contents, strict=True)]
+        if not sources:  # an ID-only model has nothing to score a new item from
+            sources = [torch.zeros(n, self.config.dim)]
+        return self.fuse(sources)
 
 
 class CausalBlock(nn.Module):

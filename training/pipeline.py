@@ -1,17 +1,22 @@
 """Datasets, checkpoints and the train/evaluate steps the CLI and the retraining loop share.
 
-Checkpoints live under ``<artifacts>/checkpoints/<dataset tag>/<variant>-seed<S>.pt`` with their
-metrics beside them (``.json``); variants: ``text+id`` (the model), ``id`` (the same transformer
-with ID embeddings only) and their ``-cold`` twins trained without the held-out items.
-Text vectors are cached under ``<artifacts>/text-vectors/``.
+Checkpoints live under ``<artifacts>/checkpoints/<dataset tag>/<variant>-seed<S>-<hash>.pt`` with
+their metrics beside them (``.json``); ``<hash>`` (:func:`run_fingerprint`) covers the training
+configuration and the data, so a different ``--epochs`` or model never reuses an old checkpoint.
+Variants: ``text+id`` (the model), ``id`` (the same transformer with ID embeddings only) and
+``text+id-cold``, trained without the held-out items (an ID-only model cannot score an item
+outside its vocabulary, so it has no cold twin). Text vectors are cached under
+``<artifacts>/text-vectors/``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +31,9 @@ from training.data import (
     read_clicks_from_kafka,
     read_jsonl_events,
 )
+
+if TYPE_CHECKING:
+    from training.train import TrainConfig
 
 VARIANTS = ("text+id", "id")
 
@@ -119,8 +127,34 @@ def text_matrix(dataset: Dataset, vocab_items: list[str], settings: Settings) ->
     return np.vstack([np.zeros((1, vectors.shape[1]), dtype=np.float32), vectors])
 
 
-def checkpoint_path(settings: Settings, tag: str, variant: str, seed: int) -> Path:
-    return settings.artifacts / "checkpoints" / tag / f"{variant}-seed{seed}.pt"
+def checkpoint_path(settings: Settings, tag: str, variant: str, seed: int,
+                    fingerprint: str) -> Path:
+    return settings.artifacts / "checkpoints" / tag / f"{variant}-seed{seed}-{fingerprint}.pt"
+
+
+def run_fingerprint(config: TrainConfig, split: LeaveOneOut,
+                    text_vectors: np.ndarray | None) -> str:
+    """A short hash of everything a training run depends on: its configuration (seed and
+    model included), the vocabulary, the users' sequences and the text vectors it uses."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(asdict(config), sort_keys=True, default=str).encode())
+    digest.update(json.dumps(split.vocab.items).encode())
+    for seq in split.sequences:
+        digest.update(np.asarray(seq, dtype=np.int64).tobytes() + b"|")
+    if text_vectors is not None and config.model.use_text:
+        digest.update(np.ascontiguousarray(text_vectors, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:10]
+
+
+def variant_config(variant: str, seed: int, text_vectors: np.ndarray | None,
+                   overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The training configuration of ``variant`` (``text+id``, ``id``, ``text+id-cold``)."""
+    from training.model import ModelConfig
+    from training.train import TrainConfig
+
+    use_text = variant.removesuffix("-cold") == "text+id" and text_vectors is not None
+    return TrainConfig(seed=seed, model=ModelConfig(use_text=use_text)).with_overrides(
+        **(overrides or {}))
 
 
 def log(message: str) -> None:
@@ -142,13 +176,10 @@ def train_variant(
 ) -> dict[str, Any]:
     """Train one variant, save its checkpoint (with valid/test metrics); return the metrics."""
     from training.evaluate import evaluate, loo_cases
-    from training.model import ModelConfig
-    from training.train import TrainConfig, save_checkpoint, score_histories, train_model
+    from training.train import save_checkpoint, score_histories, train_model
 
-    base = variant.removesuffix("-cold")
-    use_text = base == "text+id" and text_vectors is not None
-    config = TrainConfig(seed=seed, model=ModelConfig(use_text=use_text)).with_overrides(
-        **(overrides or {}))
+    config = variant_config(variant, seed, text_vectors, overrides)
+    use_text = config.model.use_text
     result = train_model(split, text_vectors if use_text else None, config, progress=progress,
                          init_state=init_state)
     metrics = evaluate(lambda h: score_histories(result.model, h), loo_cases(split, "test"),

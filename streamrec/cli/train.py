@@ -11,7 +11,7 @@ from streamrec.core.atomic import write_json_atomic
 from streamrec.core.config import Settings
 
 TABLE_COLUMNS = ("hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "ndcg@10_all", "coverage",
-                 "cold_hr@10", "hr@10_cold_test")
+                 "cold_hr@10", "cold_hr@10_among_cold", "hr@10_cold_test")
 
 
 def register(subparsers: Any) -> None:
@@ -33,10 +33,15 @@ def register(subparsers: Any) -> None:
     evaluate = subparsers.add_parser(
         "eval", help="evaluate checkpoints and baselines (full ranking, leave-one-out)",
         description="Evaluate the model, the ID-only transformer and the baselines in one "
-        "harness. Missing checkpoints are trained once and saved; existing ones are reused.",
+        "harness, mean ± std over the seeds. Missing checkpoints are trained once and saved; "
+        "existing ones (same config and data: the hash in the name) are reused.",
     )
     _common(evaluate)
-    evaluate.add_argument("--seeds", type=int, nargs="+", default=[0])
+    evaluate.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                          help="one training per seed and model (default 0 1 2)")
+    evaluate.add_argument("--jobs", type=int, default=None,
+                          help="trainings run side by side, one thread each "
+                          "(default min(2, cores))")
     evaluate.add_argument("--cold-share", type=float, default=0.15,
                           help="share of items held out of training for cold start")
     evaluate.set_defaults(func=run_eval)
@@ -50,7 +55,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-users", type=int, default=None, help="train on the first N users")
     parser.add_argument("--epochs", type=int, default=None, help="maximum epochs")
     parser.add_argument("--time-budget", type=float, default=None,
-                        help="seconds of training per model (default from TrainConfig)")
+                        help="opt-in wall-clock limit per training in seconds (default none: "
+                        "epochs and early stopping decide)")
     parser.add_argument("--small", action="store_true",
                         help="a tiny model (32-d, 1 layer) for smoke tests and CI")
     parser.add_argument("--json", action="store_true", help="last stdout line is JSON")
@@ -70,7 +76,14 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_train(args: argparse.Namespace) -> int:
     from training.data import LeaveOneOut
-    from training.pipeline import checkpoint_path, load_dataset, text_matrix, train_variant
+    from training.pipeline import (
+        checkpoint_path,
+        load_dataset,
+        run_fingerprint,
+        text_matrix,
+        train_variant,
+        variant_config,
+    )
 
     settings = Settings.from_env()
     dataset = load_dataset(args.dataset, settings, items=args.items, max_users=args.max_users)
@@ -78,8 +91,10 @@ def run_train(args: argparse.Namespace) -> int:
     vectors = text_matrix(dataset, split.vocab.items, settings) if args.variant != "id" else None
     if args.small:  # a tiny model never replaces the full one's checkpoint
         dataset.tag += "-small"
-    path = checkpoint_path(settings, dataset.tag, args.variant, args.seed)
     overrides = _overrides(args)
+    config = variant_config(args.variant, args.seed, vectors, overrides)
+    path = checkpoint_path(settings, dataset.tag, args.variant, args.seed,
+                           run_fingerprint(config, split, vectors))
     init = None
     if args.init is not None:
         from training.train import warm_start_state
@@ -87,8 +102,11 @@ def run_train(args: argparse.Namespace) -> int:
         init = warm_start_state(args.init, split.vocab)
     metrics = train_variant(dataset, split, vectors, args.variant, args.seed, path,
                             overrides=overrides, progress=not args.no_progress, init_state=init)
-    report: dict[str, Any] = {"checkpoint": str(path), "metrics": metrics,
-                              "data": dataset.data_range()}
+    saved = json.loads(path.with_suffix(".json").read_text())
+    report: dict[str, Any] = {
+        "checkpoint": str(path), "metrics": metrics, "data": dataset.data_range(),
+        "training": {k: saved[k] for k in ("stop_reason", "epochs_run", "best_epoch", "seconds")},
+    }
     if not args.no_export:
         from streamrec.core.versions import latest_version
         from training.export import publish_version
@@ -101,6 +119,8 @@ def run_train(args: argparse.Namespace) -> int:
         report["version"] = version
         report["version_dir"] = str(repo / settings.triton.model_name / str(version))
     print(format_table({f"{args.variant} seed {args.seed}": metrics}))
+    print(f"{report['training']['epochs_run']} epochs (best {report['training']['best_epoch']}), "
+          f"stopped by {report['training']['stop_reason']}")
     if "version" in report:
         print(f"published {report['version_dir']}")
     if args.json:
@@ -115,16 +135,23 @@ def run_eval(args: argparse.Namespace) -> int:
     result = run_benchmark(
         args.dataset, settings, seeds=args.seeds, items=args.items, max_users=args.max_users,
         cold_share=args.cold_share, overrides=_overrides(args), progress=not args.no_progress,
-        tag_suffix="-small" if args.small else "",
+        tag_suffix="-small" if args.small else "", jobs=args.jobs,
     )
     report = settings.artifacts / "eval" / f"{result['dataset']['dataset']}.json"
     report.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(report, result)
     rows = {"sasrec text+id (model)": result["model"]}
+    if result["id_only"] is not None:
+        rows["sasrec id-only"] = result["id_only"]
     rows.update(result["baselines"])
     print(format_table(rows))
-    for name, ok in result["targets"].items():
-        print(f"target {name}: {'met' if ok else 'NOT met'}")
+    for run in result["training"]:
+        print(f"{run['variant']} seed {run['seed']}: {run['epochs_run']} epochs, best "
+              f"{run['best_epoch']}, stopped by {run['stop_reason']}")
+    for name, target in result["targets"].items():
+        print(f"target {name}: {'met' if target['met'] else 'NOT met'}")
+    print(f"wall time {result['wall_s']:.0f} s on {result['machine']['cpu']} "
+          f"({result['machine']['cores']} cores, {result['machine']['jobs']} jobs)")
     if args.json:
         print(json.dumps(result))
     return 0

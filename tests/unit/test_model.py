@@ -46,7 +46,7 @@ def test_left_padding_does_not_change_the_scores() -> None:
 
 def test_extra_modalities_are_a_configuration() -> None:
     model = _model(extra_dims=[5])
-    assert model.items.n_content == 2  # text + image-like vectors, one gate
+    assert model.items.n_content == 2  # text + image-like vectors, one fusion
     with torch.no_grad():
         table = model.items.table()
         new = model.items.new_item_vectors(torch.randn(3, 12), [torch.randn(3, 5)])

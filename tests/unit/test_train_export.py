@@ -69,7 +69,12 @@ def _round_trip(dataset: Dataset, vectors: np.ndarray | None, variant: str,
         scores[row, cases.excluded[row]] = -np.inf
     scores[:, 0] = -np.inf
     expected = np.argsort(-scores, axis=1, kind="stable")[:, : top_items.shape[1]]
-    np.testing.assert_array_equal(top_items, expected)
+    # the same items in the same order, except where two items' scores tie within float
+    # rounding (ONNX and torch sum in different orders): there the scores must agree
+    rows = np.arange(len(seq))[:, None]
+    np.testing.assert_allclose(scores[rows, top_items], scores[rows, expected], rtol=1e-5,
+                               atol=1e-5)
+    assert (top_items == expected).mean() > 0.99
 
 
 def test_movielens_slice_round_trip(tmp_path: Path) -> None:
