@@ -14,8 +14,12 @@ Either detector's alarm is a *suspicion*; it becomes a drift only when, within
 Page-Hinkley's false alarms (its mean is cumulative, so on a stream whose level rose during
 warm-up it later reads the catching-up as a drop) and ADWIN's alarms on rises.
 
-After a detection the detector waits ``cooldown`` events (one drift is one alarm) and restarts
-both detectors so that the next reference is the post-drift regime.
+After a detection both detectors restart, so that the next reference is the post-drift
+regime, and no new alarm is raised for ``cooldown`` events: the moving average that confirms an
+alarm spans ``recent_window`` events, so for that long it still mixes the hits from before the
+drift with the fall that is still going on (one drift is one alarm). A new model version going
+live (:meth:`reset`) restarts the reference too, without any blind stretch: the restarted
+detectors gather their own evidence (``ph_min_instances``, ADWIN's window) before they can fire.
 
 Not per user, not shared: each worker watches the hit stream of its own partitions (a random
 sample of users, since ``clicks`` is keyed by user), so every worker sees a global drift a
@@ -60,7 +64,7 @@ class DriftConfig:
     ph_threshold: float = 40.0
     ph_min_instances: int = 100
     warmup: int = 200  # no alarm during the first updates (everything is still learning)
-    cooldown: int = 1_000  # updates after an alarm during which no new alarm is raised
+    cooldown: int = 300  # updates after an alarm without a new one (one recent_window)
     min_drop: float = 0.25  # relative drop of the hit rate an alarm needs
     recent_window: int = 300  # events of the fast moving average that confirms Page-Hinkley
 
@@ -135,8 +139,7 @@ class HitRateDriftDetector:
         return self
 
     def reset(self) -> HitRateDriftDetector:
-        """Forget the reference (e.g. a new model version went live)."""
+        """Forget the reference (e.g. a new model version went live); no blind stretch."""
         self._reset_detectors()
         self._suspect = None
-        self._last_alarm = self.n
         return self

@@ -186,6 +186,7 @@ class AdaptiveFeedback(FeedbackTracker):
         self.events: list[dict[str, Any]] = []
         self.drifts = 0
         self.live_model: str | None = None
+        self._followed: set[str] = set()  # versions whose outcomes the detector has followed
         self._period: dict[str, list[int]] = {}
         self._since_report = 0
 
@@ -202,9 +203,12 @@ class AdaptiveFeedback(FeedbackTracker):
         return outcome
 
     def _follow_version(self, model: str) -> None:
-        """A new model version's hit rate is its own: restart the drift reference."""
-        if model in ("fallback", self.live_model):
+        """A new model version's hit rate is its own: restart the drift reference at its first
+        outcome. Lists an earlier version sent keep being scored for a while after a switch;
+        their outcomes restart nothing (else the detector would restart at every one)."""
+        if model == "fallback" or model in self._followed:
             return
+        self._followed.add(model)
         if self.live_model is not None and self.detector is not None:
             self.detector.reset()
         self.live_model = model

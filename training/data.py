@@ -168,6 +168,7 @@ def read_clicks_from_kafka(
     topic: str,
     *,
     since_ts: int | None = None,
+    until_ms: int | None = None,
     idle_polls: int = 3,
     poll_timeout_ms: int = 500,
     connect_timeout_s: float = 15.0,
@@ -182,6 +183,11 @@ def read_clicks_from_kafka(
     skipped (the worker dead-letters them); repeated event_ids count once; ``since_ts`` keeps
     recent events only (re-fine-tuning on live data). A user's clicks that precede a forget
     request (``streamrec forget``, :mod:`streamrec.core.forget`) are left out.
+
+    ``until_ms`` (wall clock) reads a topic that is still being written: records produced after
+    it (their Kafka timestamp) are left out and the partition that delivered one is caught up
+    and paused, so the read ends once the others are drained. Without it a live stream never
+    gives the empty polls that end the read.
     """
     from kafka import KafkaConsumer
 
@@ -207,8 +213,11 @@ def read_clicks_from_kafka(
                     empty += 1
                 continue
             empty = 0
-            for records in batch.values():
+            for partition, records in batch.items():
                 for record in records:
+                    if until_ms is not None and record.timestamp > until_ms:
+                        consumer.pause(partition)  # caught up with the moment of the read
+                        break
                     forgotten = forgotten_user(record.headers, record.value)
                     if forgotten is not None:
                         forgets.learn_one(forgotten, record.partition, record.offset)

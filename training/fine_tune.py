@@ -16,10 +16,13 @@ from training.scored_model import ScoredModel
 
 @dataclass
 class FineTuneConfig:
+    """Epochs and early stopping decide; ``time_budget_s`` is an explicit option (the live
+    trainer's safety net), off by default so that a candidate does not depend on the load."""
+
     epochs: int = 15
     patience: int = 3
     lr: float = 5e-4
-    time_budget_s: float = 60.0
+    time_budget_s: float | None = None
     seed: int = 0
 
 
@@ -42,10 +45,11 @@ def fine_tune(
     split = LeaveOneOut.from_interactions(train, catalog=live.vocab.items)
     live_config = live.model.config
     text_vectors = text_vectors_for(split.vocab.items) if live_config.use_text else None
+    budget = {} if config.time_budget_s is None else {"time_budget_s": config.time_budget_s}
     train_config = TrainConfig(
         model=replace(live_config, use_text=live_config.use_text and text_vectors is not None),
         seed=config.seed, epochs=config.epochs, patience=config.patience, lr=config.lr,
-        warmup_epochs=0, time_budget_s=config.time_budget_s,
+        warmup_epochs=0, **budget,
     )
     state = warm_state(live, split.vocab)
     result = train_model(split, text_vectors, train_config, progress=progress, init_state=state)
@@ -53,8 +57,14 @@ def fine_tune(
 
 
 def warm_state(live: ScoredModel, vocab: Vocabulary) -> dict[str, Any]:
-    """``live``'s weights re-indexed to ``vocab`` by item id (new items keep a fresh init;
-    content buffers come from the new vocabulary's text, not from here)."""
+    """``live``'s weights re-indexed to ``vocab`` by item id; content buffers come from the new
+    vocabulary's text, not from here.
+
+    A new item's ID row starts at zero when the model has text: its row is then exactly the
+    text-only row that serving gives a new item (:meth:`ScoredModel.with_new_items`), so the
+    candidate starts where live stands on the new items and the fine-tune moves them from
+    there; a random row adds noise that a few epochs on the few post-drift events do not
+    remove. An ID-only model has nothing else to start from: random rows."""
     import torch
 
     state = {k: v.clone() for k, v in live.model.state_dict().items()
@@ -62,7 +72,10 @@ def warm_state(live: ScoredModel, vocab: Vocabulary) -> dict[str, Any]:
     key = "items.id_embedding.weight"
     if key in state:
         old = state[key]
-        fresh = torch.randn(vocab.table_rows, old.shape[1]) * old.shape[1] ** -0.5
+        if live.model.config.use_text:
+            fresh = torch.zeros(vocab.table_rows, old.shape[1])
+        else:
+            fresh = torch.randn(vocab.table_rows, old.shape[1]) * old.shape[1] ** -0.5
         fresh[0] = 0.0
         trained = live.base_vocab  # rows added by a catalogue refresh have no ID embedding
         pairs = [(i, trained.index_of[item]) for i, item in enumerate(vocab.items, start=1)

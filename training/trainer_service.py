@@ -36,6 +36,8 @@ class TrainerService:
                                         from_beginning=True)
         if schedule_s is not None:
             trainer.policy.schedule_every = schedule_s
+        # the catalogue's text is embedded before the first drift, not during its retrain
+        await asyncio.to_thread(trainer.embed_texts)
         start = idle_since = time.monotonic()
         try:
             while max_retrains is None or trainer.counters["retrain"] < max_retrains:
@@ -47,8 +49,10 @@ class TrainerService:
                 trainer.check_live()
                 reason = trainer.policy.decide(time.monotonic() - start)
                 if reason is not None:
+                    # the clicks up to now: the topic is still being written
                     recent = await asyncio.to_thread(
                         read_clicks_from_kafka, s.require_kafka(), s.kafka.clicks_topic,
+                        until_ms=int(time.time() * 1000),
                         client_options=s.kafka.client_options())
                     await asyncio.to_thread(trainer.retrain, reason, recent)
                 for event in trainer.decisions[self.published:]:

@@ -1,18 +1,21 @@
 """``streamrec replay`` (prequential evaluation), ``streamrec trainer`` (the retraining loop) and
 ``streamrec catalog`` (the catalogue service: new items become model versions).
 
-``streamrec replay --dataset ml-100k|synthetic [--json] [--plot out.png]`` prints HR@10 and
-NDCG@10 per variant, overall and over sliding windows of the replayed stream; for the
-synthetic stream also the drift metrics (detection delay, false alarms, recovery). With
+``streamrec replay --dataset ml-100k|synthetic [--seeds 0 1 2] [--json] [--plot out.png]``
+prints HR@10 and NDCG@10 per variant (mean ± std over the seeds, each seed's passes run on
+``--workers`` processes), overall, on hittable clicks (items new to the user) and over sliding
+windows; for the synthetic stream also the drift metrics (detection delay, false alarms over the
+whole run, recovery on hittable clicks against co-visitation and the re-ranker alone). With
 ``--json`` the last line of stdout is one JSON object::
 
-    {"dataset": ..., "variants": {name: {"hr@10": ..., "ndcg@10": ...}},
-     "detection_delay_events": ..., "recovery_speedup": ..., ...}
+    {"dataset": ..., "seeds": [...], "variants": {name: {"hr@10": {"mean", "std"}, ...}},
+     "detection_delay_events": ..., "false_alarms": ..., "recovery_speedup_vs_covisit": ...,
+     "targets": {...}, "per_seed": [...]}
 
-Recovery: a variant's pre-drift HR@10 is measured over the ``--window`` events before the
-drift; it has recovered at the first event whose trailing window of ``--window`` scored clicks
-lies wholly after the drift and reaches 90% of that. A variant that never recovers gets the
-horizon (the events from the drift to the end) and the speed-up is marked a lower bound.
+Recovery (:mod:`training.replay.report`): a variant's pre-drift HR@10 over the last
+``--window`` hittable clicks before the drift; it has recovered at the first event whose
+trailing window of ``--window`` hittable clicks lies wholly after the drift and reaches 90% of
+that. A variant that never gets there is reported as never within the horizon, not as a number.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from typing import Any
 
 
@@ -32,7 +34,8 @@ def register(subparsers: Any) -> None:
     )
     replay.add_argument("--dataset", choices=["ml-100k", "synthetic"], default="synthetic")
     replay.add_argument("--variants", default=",".join(_variants()),
-                        help="comma-separated subset (default: all)")
+                        help="comma-separated, of " + ", ".join(_all_variants())
+                        + " (default: all but biased_mf)")
     replay.add_argument("--json", action="store_true", help="last stdout line: JSON summary")
     replay.add_argument("--plot", metavar="PNG", help="write HR@10 over time per variant")
     replay.add_argument("--window", type=int, default=None,
@@ -43,13 +46,16 @@ def register(subparsers: Any) -> None:
     replay.add_argument("--drift-at", type=int, help="synthetic: drift event")
     replay.add_argument("--users", type=int, help="synthetic: users")
     replay.add_argument("--items", type=int, help="synthetic: items")
-    replay.add_argument("--seed", type=int)
+    replay.add_argument("--seeds", type=int, nargs="+",
+                        help="seeds to replay (default 0 1 2); the summary is mean ± std")
+    replay.add_argument("--workers", type=int,
+                        help="processes running the passes (default 2; 1: this process)")
     replay.add_argument("--batch-size", type=int,
                         help="events per engine batch (1: every click sees the latest list)")
-    replay.add_argument("--train-budget-s", type=float,
-                        help="time budget of the frozen model's training (cached)")
+    replay.add_argument("--train-epochs", type=int,
+                        help="the frozen model's epochs (early stopping may stop it sooner)")
     replay.add_argument("--retrain-every", type=int, default=None,
-                        help="adaptive: scheduled retrain every N events (default: 10000 "
+                        help="adaptive: scheduled retrain every N events (default: 20000 "
                         "synthetic, 5000 ml-100k)")
     replay.add_argument("--retrain-lag", type=int,
                         help="adaptive: events before a promoted version goes live")
@@ -58,7 +64,8 @@ def register(subparsers: Any) -> None:
     replay.add_argument("--min-regime-events", type=int,
                         help="adaptive: after a drift a fine-tune trains on the events since "
                         "it, at least this many (0: always the last --recent-events)")
-    replay.add_argument("--finetune-budget-s", type=float)
+    replay.add_argument("--finetune-epochs", type=int,
+                        help="adaptive: a fine-tune's epochs (early stopping may stop it sooner)")
     replay.add_argument("--no-progress", action="store_true")
     replay.set_defaults(func=run_replay)
 
@@ -75,11 +82,15 @@ def register(subparsers: Any) -> None:
     trainer.add_argument("--min-regime-events", type=int,
                          help="after a drift, train on the events since it, at least this many")
     trainer.add_argument("--finetune-budget-s", type=float)
+    trainer.add_argument("--followups", type=int,
+                         help="after a drift's retrain, this many more (on fresher clicks)")
+    trainer.add_argument("--followup-every-s", type=float,
+                         help="seconds between follow-up retrains (--cooldown-s still holds)")
     trainer.add_argument("--max-retrains", type=int, default=None,
                          help="exit after N retrains")
     trainer.add_argument("--texts", default=None,
-                         help="item text: ml-100k or an items JSONL (default: the catalogue "
-                         "in Redis)")
+                         help="item text: ml-100k or an items JSONL (default: none, so "
+                         "candidates are trained without item text)")
     trainer.set_defaults(func=run_trainer)
 
     catalog = subparsers.add_parser(
@@ -97,6 +108,12 @@ def register(subparsers: Any) -> None:
 
 
 def _variants() -> tuple[str, ...]:
+    from training.replay.prequential import DEFAULT_VARIANTS
+
+    return DEFAULT_VARIANTS
+
+
+def _all_variants() -> tuple[str, ...]:
     from training.replay.prequential import VARIANTS
 
     return VARIANTS
@@ -106,37 +123,43 @@ def _variants() -> tuple[str, ...]:
 def run_replay(args: argparse.Namespace) -> int:
     from streamrec.cli.config import section_with_options
     from streamrec.core.config import Settings
-    from training.replay.data import movielens_data, synthetic_data
-    from training.replay.prequential import Replayer, ReplayOptions, ensure_variants
-    from training.replay.report import format_summary, plot, summarize
+    from training.replay.prequential import SYNTHETIC_TRAINING, ReplayOptions, ensure_variants
+    from training.replay.report import aggregate, format_summary, plot, summarize
+    from training.replay.runner import ReplaySpec, run_seeds
 
     settings = Settings.from_env()
     knobs = section_with_options(settings.replay, args)
     names = ensure_variants([v.strip() for v in args.variants.split(",") if v.strip()])
     synthetic = args.dataset == "synthetic"
-    if synthetic:
-        data = synthetic_data(events=knobs.events, warm=knobs.warm, drift_at=knobs.drift_at,
-                              seed=knobs.seed, n_users=knobs.users, n_items=knobs.items)
-    else:
-        data = movielens_data()
     window = knobs.window or (1_000 if synthetic else 5_000)
+    workers = min(knobs.workers, len(knobs.seeds) * len(names))
+    training = {**(SYNTHETIC_TRAINING if synthetic else {}),
+                **{k: v for k, v in (("train_epochs", knobs.train_epochs),
+                                     ("train_patience", knobs.train_patience)) if v is not None}}
     options = ReplayOptions(
-        batch_size=knobs.batch_size, train_budget_s=knobs.train_budget_s, seed=knobs.seed,
-        retrain_every=knobs.retrain_every or (10_000 if synthetic else 5_000),
+        batch_size=knobs.batch_size, **training,
+        retrain_every=knobs.retrain_every or (20_000 if synthetic else 5_000),
         retrain_lag=knobs.retrain_lag, recent_events=knobs.recent_events,
-        min_regime_events=knobs.min_regime_events, finetune_budget_s=knobs.finetune_budget_s,
-        progress=not args.no_progress,
+        min_regime_events=knobs.min_regime_events, finetune_epochs=knobs.finetune_epochs,
+        finetune_patience=knobs.finetune_patience,
+        progress=not args.no_progress, progress_lines=workers > 1 and not args.no_progress,
     )
-    replayer = Replayer(data, options, settings=settings)
-    runs = {}
-    for name in names:
-        runs[name] = replayer.run(name)
-        print(f"{name}: {runs[name].seconds:.0f} s", file=sys.stderr, flush=True)
-    summary = summarize(data, runs, window)
+    shape = {"events": knobs.events, "warm": knobs.warm, "drift_at": knobs.drift_at,
+             "n_users": knobs.users, "n_items": knobs.items} if synthetic else {}
+    spec = ReplaySpec(args.dataset, options, shape)
+    seeds = list(knobs.seeds)
+    runs = run_seeds(spec, seeds, names, workers)
+    datas = {seed: spec.data(seed) for seed in seeds}
+    summaries = [{"seed": seed, **summarize(datas[seed], runs[seed], window)} for seed in seeds]
+    for one in summaries:
+        print(f"--- seed {one['seed']}")
+        print(format_summary(one))
+    summary = aggregate(summaries, seeds)
+    print(f"--- {len(seeds)} seed(s)")
     print(format_summary(summary))
     if args.plot:
-        plot(data, runs, window, args.plot)
-        print(f"plot: {args.plot}")
+        plot(datas[seeds[0]], runs[seeds[0]], window, args.plot)
+        print(f"plot: {args.plot} (seed {seeds[0]})")
     if args.json:
         print(json.dumps(summary))
     return 0
@@ -157,7 +180,8 @@ def run_trainer(args: argparse.Namespace) -> int:
     texts = _trainer_texts(args.texts)
     trainer = Trainer(
         settings,
-        policy=RetrainPolicy(schedule_every=knobs.schedule_s, cooldown=knobs.cooldown_s),
+        policy=RetrainPolicy(schedule_every=knobs.schedule_s, cooldown=knobs.cooldown_s,
+                             followups=knobs.followups, followup_every=knobs.followup_every_s),
         recent_events=knobs.recent_events, min_regime_events=knobs.min_regime_events,
         finetune=FineTuneConfig(time_budget_s=knobs.finetune_budget_s),
         texts=texts,

@@ -66,6 +66,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     e2e.add_argument("--json", action="store_true", help="a JSON object as the last line")
     e2e.add_argument("--plot", type=Path, default=None, help="latency vs offered rate (PNG)")
     e2e.set_defaults(func=cmd_bench_e2e)
+    drift = bench_sub.add_parser(
+        "drift", help="an abrupt drift to the first recommendation of the new model version, "
+                      "in wall-clock, on the embedded stack with the real trainer (starts its "
+                      "own servers)")
+    drift.add_argument("--rate", type=float, default=50.0,
+                       help="clicks per second, before and after the drift")
+    drift.add_argument("--warm-events", type=int, default=10_000,
+                       help="pre-drift clicks the first version is trained on")
+    drift.add_argument("--live-events", type=int, default=3_000,
+                       help="pre-drift clicks produced live before the drift")
+    drift.add_argument("--users", type=int, default=500)
+    drift.add_argument("--items", type=int, default=1_000)
+    drift.add_argument("--seed", type=int, default=0)
+    drift.add_argument("--bootstrap-epochs", type=int, default=10,
+                       help="epochs (at most) of the first version's training")
+    drift.add_argument("--timeout", type=float, default=600.0,
+                       help="seconds after the drift to wait for the new version")
+    drift.add_argument("--target", type=float, default=300.0, help="seconds (the report's verdict)")
+    drift.add_argument("--json", action="store_true", help="a JSON object as the last line")
+    drift.set_defaults(func=cmd_bench_drift)
 
     model = sub.add_parser("model", help="list, pin, unpin or roll back model versions")
     model_sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
@@ -149,6 +169,27 @@ def cmd_bench_e2e(args: argparse.Namespace) -> int:
         progress(f"plot written to {args.plot}")
     print(json.dumps(report) if args.json else format_table(report))
     return 0 if all(v.get("answered") for v in report["variants"].values()) else 1
+
+
+def cmd_bench_drift(args: argparse.Namespace) -> int:
+    from streamrec.cli.bench_drift import DriftBenchOptions, format_table, run_drift_bench
+
+    options = DriftBenchOptions(
+        rate=args.rate, warm_events=args.warm_events, live_events=args.live_events,
+        users=args.users, items=args.items, seed=args.seed,
+        bootstrap_epochs=args.bootstrap_epochs, timeout_s=args.timeout, target_s=args.target,
+    )
+
+    def progress(line: str) -> None:
+        print(f"  {line}", file=sys.stderr, flush=True)
+
+    report = run_drift_bench(options, progress)
+    if args.json:
+        print(format_table(report), file=sys.stderr)
+        print(json.dumps(report))
+    else:
+        print(format_table(report))
+    return 0 if report["status"] == "live" else 1
 
 
 def _ints(text: str) -> tuple[int, ...]:

@@ -309,7 +309,7 @@ class DriftSettings(Section):
     ph_threshold: float = Field(default=40.0, gt=0)
     ph_min_instances: int = Field(default=100, ge=1)
     warmup: int = Field(default=200, ge=0)  # no alarm during the first updates
-    cooldown: int = Field(default=1_000, ge=0)  # updates after an alarm without a new one
+    cooldown: int = Field(default=300, ge=0)  # updates after an alarm without a new one
     min_drop: float = Field(default=0.25, ge=0)  # relative drop of the hit rate an alarm needs
     recent_window: int = Field(default=300, ge=1)  # fast moving average confirming Page-Hinkley
 
@@ -333,25 +333,34 @@ class TrainerSettings(Section):
     recent_events: int = Field(default=50_000, ge=1)
     min_regime_events: int = Field(default=2_000, ge=0)
     finetune_budget_s: float = Field(default=120.0, gt=0)
+    # after a drift's retrain, this many more, followup_every_s apart (cooldown_s still holds),
+    # each on fresher post-drift clicks (RetrainPolicy.followups)
+    followups: int = Field(default=0, ge=0)
+    followup_every_s: float | None = Field(default=None, gt=0)
 
 
 class ReplaySettings(Section):
     """``streamrec replay``: the prequential replay."""
 
     window: int | None = Field(default=None, ge=1)  # None: 1000 synthetic, 5000 ml-100k
-    events: int = Field(default=40_000, ge=1)  # synthetic: stream length
+    events: int = Field(default=35_000, ge=1)  # synthetic: stream length
     warm: int = Field(default=15_000, ge=0)  # synthetic: warm-up events
-    drift_at: int = Field(default=25_000, ge=0)  # synthetic: drift event
+    drift_at: int = Field(default=20_000, ge=0)  # synthetic: drift event
     users: int = Field(default=2_000, ge=1)  # synthetic
     items: int = Field(default=1_000, ge=1)  # synthetic
-    seed: int = 0
-    batch_size: int = Field(default=1, ge=1)
-    train_budget_s: float = Field(default=240.0, gt=0)
-    retrain_every: int | None = Field(default=None, ge=1)  # None: 10000 synthetic, 5000 ml-100k
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)  # mean ± std
+    workers: int = Field(default=2, ge=1)  # processes running the seeds' passes
+    batch_size: int = Field(default=8, ge=1)  # events per engine batch (the worker's batches)
+    # the frozen model's training and the adaptive loop's fine-tunes stop on epochs and early
+    # stopping, never on the wall clock (results must not depend on the machine's load)
+    train_epochs: int | None = Field(default=None, ge=1)  # None: 12 synthetic, TrainConfig's
+    train_patience: int | None = Field(default=None, ge=1)  # None: 3 synthetic, TrainConfig's
+    retrain_every: int | None = Field(default=None, ge=1)  # None: 20000 synthetic, 5000 ml-100k
     retrain_lag: int = Field(default=500, ge=0)
     recent_events: int = Field(default=20_000, ge=1)
     min_regime_events: int = Field(default=2_000, ge=0)
-    finetune_budget_s: float = Field(default=60.0, gt=0)
+    finetune_epochs: int = Field(default=5, ge=1)
+    finetune_patience: int = Field(default=2, ge=1)
 
 
 class Settings(BaseSettings):

@@ -52,3 +52,21 @@ def test_fine_tuning_an_extended_version_matches_rows_by_trained_id() -> None:
     assert torch.equal(ids[2], trained[live.vocab.index_of["i3"]])
     assert torch.equal(ids[3], trained[live.vocab.index_of["i0"]])
     assert ids.shape[0] == vocab.table_rows
+
+
+def test_a_new_item_starts_its_fine_tune_from_its_serving_row() -> None:
+    """Zero ID row: the candidate's row for a new item is the text-only row serving gives it."""
+    live = tiny_model()
+    text = np.random.default_rng(1).normal(size=(1, 4)).astype(np.float32)
+    extended = live.with_new_items(["n0"], text)
+    vocab = Vocabulary(["i0", "n0"])
+    state = warm_state(extended, vocab)
+    assert torch.count_nonzero(state["items.id_embedding.weight"][2]) == 0
+    config = ModelConfig(**{**live.model.config.to_json(), "n_items": vocab.table_rows})
+    content = torch.cat([torch.zeros(1, 4), live.model.items.content_0[1:2],
+                         torch.from_numpy(text)])
+    candidate = SequenceRecommender(config, text_vectors=content)
+    candidate.load_state_dict(state, strict=False)
+    candidate.eval()
+    with torch.no_grad():
+        assert torch.allclose(candidate.items.table()[2], extended.table[-1], atol=1e-6)

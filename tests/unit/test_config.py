@@ -209,7 +209,7 @@ def test_sections_mirror_the_components_they_configure() -> None:
 def test_command_options_fall_back_to_their_section(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMREC_REPLAY__EVENTS", "5000")
     replay = Settings.from_env().replay
-    given = section_with_options(replay, argparse.Namespace(events=None, warm=100, seed=None))
-    assert (given.events, given.warm, given.seed) == (5000, 100, 0)
+    given = section_with_options(replay, argparse.Namespace(events=None, warm=100, seeds=None))
+    assert (given.events, given.warm, given.seeds) == (5000, 100, [0, 1, 2])
     with pytest.raises(UserError, match="--batch-size=0"):
         section_with_options(replay, argparse.Namespace(batch_size=0))

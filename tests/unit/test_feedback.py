@@ -80,3 +80,9 @@ def test_a_new_version_restarts_the_drift_reference() -> None:
     assert feedback.live_model == "v2" and feedback.detector.n == 51
     feedback.observe(listed(["a"], model="fallback"), ClickEvent("c", "u", "a", "click", 100))
     assert feedback.live_model == "v2"
+    width = feedback.detector.adwin.width
+    # lists the old version sent are still scored after the switch: no restart for them
+    for i in range(20):
+        model = "v1" if i % 2 else "v2"
+        feedback.observe(listed(["a"], model=model), ClickEvent(f"d{i}", "u", "a", "click", i))
+    assert feedback.live_model == "v2" and feedback.detector.adwin.width == width + 20

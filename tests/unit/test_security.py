@@ -208,7 +208,7 @@ def test_trainer_service_replays_clicks_with_the_credentials(
     trainer = SimpleNamespace(
         settings=secured, counters=counters, decisions=[], check_live=lambda: None,
         policy=SimpleNamespace(decide=lambda _elapsed: "schedule"),
-        retrain=lambda reason, recent: counters.update(retrain=1),
+        retrain=lambda reason, recent: counters.update(retrain=1), embed_texts=lambda: 0,
     )
     asyncio.run(trainer_service.TrainerService(trainer).run(max_retrains=1))
     (kwargs,) = reads

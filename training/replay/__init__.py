@@ -25,9 +25,14 @@ Variants (:data:`~training.replay.prequential.VARIANTS`):
   gate on a recent holdout. A candidate goes live ``retrain_lag`` events after the retrain
   started (the time a trainer would need), not at once.
 
+Several seeds (``--seeds``, default 0 1 2) run on ``--workers`` processes (default 2) and are
+summarised as mean ± std; the drift metrics count hittable clicks (items new to the user) and
+every alarm over the whole run (:mod:`~training.replay.report`).
+
 Modules: :mod:`~training.replay.data` (what is replayed), :mod:`~training.replay.rankers` (the
 stream baselines), :mod:`~training.replay.prequential` (the replay and its variants),
 :mod:`~training.replay.frozen_model` (the sequence model trained on the warm part),
-:mod:`~training.replay.adaptive_loop` (the retraining loop on the replay's clock) and
-:mod:`~training.replay.report` (summary, drift metrics, plot).
+:mod:`~training.replay.adaptive_loop` (the retraining loop on the replay's clock),
+:mod:`~training.replay.runner` (seeds and variants on a pool of processes) and
+:mod:`~training.replay.report` (summary, drift metrics, the seeds' aggregate, plot).
 """

@@ -46,7 +46,8 @@ class AdaptiveLoop:
             policy=RetrainPolicy(schedule_every=opts.retrain_every, cooldown=opts.retrain_lag,
                                  followups=opts.followups, followup_every=opts.followup_every),
             gate=PromotionGate(metric="ndcg@10", min_gain=0.0, min_cases=50),
-            finetune=FineTuneConfig(time_budget_s=opts.finetune_budget_s, seed=opts.seed),
+            finetune=FineTuneConfig(epochs=opts.finetune_epochs, patience=opts.finetune_patience,
+                                    seed=opts.seed),
             recent_events=opts.recent_events, min_regime_events=opts.min_regime_events,
             text_vectors_for=replayer.text_vectors_for,
         )
@@ -112,9 +113,12 @@ class AdaptiveLoop:
             self.source.current, events, label=f"sasrec:r{self.version}",
             seed=opts.seed + self.version)
         kind = "promote" if decision.promote else "reject"
+        trained = candidate.result
         self.run.markers.append({"type": kind, "index": done, "reason": reason,
                                  "seconds": round(time.monotonic() - started, 1),
                                  "candidate": candidate.label, "window": window,
+                                 "epochs": getattr(trained, "epochs_run", None),
+                                 "stop_reason": getattr(trained, "stop_reason", None),
                                  **decision.to_json()})
         if decision.promote:
             self.pending = (done + opts.retrain_lag, candidate)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
 
 from streamrec.core.events import CatalogItem, ClickEvent
 from streams.rerank import RerankConfig
@@ -26,6 +29,18 @@ class ReplayData:
     trending_hop_ms: int = 3600 * 1000
     state: StateConfig = field(default_factory=StateConfig)
     rerank: RerankConfig = field(default_factory=RerankConfig)
+
+    @cached_property
+    def hittable(self) -> np.ndarray:
+        """[len(stream)] bool: the click's item is new to its user (not in any earlier click,
+        warm-up included). Only such a click can be a hit: the lists exclude seen items."""
+        seen: set[tuple[str, str]] = {(e.user_id, e.item_id) for e in self.warm}
+        out = np.zeros(len(self.stream), dtype=bool)
+        for i, e in enumerate(self.stream):
+            key = (e.user_id, e.item_id)
+            out[i] = key not in seen
+            seen.add(key)
+        return out
 
     def interactions(self, events: Sequence[ClickEvent]) -> Interactions:
         return Interactions([e.user_id for e in events], [e.item_id for e in events],
@@ -59,7 +74,7 @@ def movielens_data() -> ReplayData:
     )
 
 
-def synthetic_data(events: int = 40_000, warm: int = 15_000, drift_at: int = 25_000,
+def synthetic_data(events: int = 35_000, warm: int = 15_000, drift_at: int = 20_000,
                    seed: int = 0, n_users: int = 2_000, n_items: int = 1_000) -> ReplayData:
     """The abrupt-drift stream: ``warm`` events warm up, the drift comes at ``drift_at``."""
     from training.synthetic import abrupt_drift_stream
