@@ -55,7 +55,9 @@ def test_kafka_replay_of_a_topic_still_being_written_ends_at_until(kafka_bootstr
 
     def keep_writing() -> None:  # the live stream, until the read has returned
         i = 200
-        while time.time() * 1000 <= until_ms:  # later records are produced after until_ms
+        # later records are produced after until_ms: the producer stamps int(time * 1000), so
+        # wait until that integer has passed (time * 1000 just above until_ms still stamps it)
+        while int(time.time() * 1000) <= until_ms:
             stop.wait(0.001)
         while not stop.is_set():
             write(i)
