@@ -24,6 +24,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import sys
+import threading
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,26 @@ from streams.runtime import WorkerRuntime
 from streams.table_store import USER_STATE_TABLE, app_store_url, user_state_store_url
 
 log = logging.getLogger(__name__)
+
+
+# after an agent crashed, the graceful stop gets this long; then the process exits anyway (Faust's
+# consumer stop was seen to hang for minutes after a crash, leaving a process that serves nothing)
+CRASH_EXIT_GRACE_S = 20.0
+
+
+def exit_if_still_running(grace_s: float) -> threading.Timer:
+    """Exit the process with status 1 after ``grace_s`` unless it has ended by then (a daemon
+    timer thread: it neither needs the event loop nor keeps the process alive)."""
+
+    def exit_now() -> None:
+        print(f"the worker did not stop within {grace_s:.0f} s of its agent's crash: exiting",
+              file=sys.stderr, flush=True)
+        os._exit(1)
+
+    timer = threading.Timer(grace_s, exit_now)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 class PendingRuntime:
@@ -79,6 +102,7 @@ class PendingRuntime:
         log.critical("agent %s crashed; the worker exits for its supervisor to restart it",
                      agent, exc_info=exc)
         self.crash_reason = exc
+        exit_if_still_running(CRASH_EXIT_GRACE_S)
         if self._runtime is not None:
             await self._runtime.mark_unready()
 
