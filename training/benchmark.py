@@ -230,7 +230,8 @@ def _evaluate_models(
 def _zero_cold(cold: ColdSplit) -> dict[str, float]:
     """The ID-only model's cold rows: its vocabulary has no row for a held-out item."""
     rows = evaluate_cold(lambda h: np.zeros((len(h), cold.vocab.table_rows)), cold)
-    return {k: (0.0 if k.startswith("cold_") else v) for k, v in rows.items()}
+    return {k: (0.0 if k.startswith("cold_") else v) for k, v in rows.items()
+            if k.startswith(("cold_", "n_cold"))}
 
 
 def _baselines(
@@ -271,7 +272,9 @@ def _cold_rows(per_seed: dict[str, list[dict[str, Any]]], seeds: list[int]) -> l
         for name in ("text+id", "text_zero_shot", "id"):
             if name in per_seed:
                 row[name] = {k: per_seed[name][i][k] for k in
-                             ("cold_hr@10", "cold_ndcg@10", "cold_hr@10_among_cold")}
+                             ("cold_hr@10", "cold_ndcg@10", "cold_hr@10_among_cold",
+                              "cold_hr@10_calibrated", "new_item_boost_sd")
+                             if k in per_seed[name][i]}
         rows.append(row)
     return rows
 
@@ -325,9 +328,15 @@ def _targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if id_only is not None:
         targets["warm: ndcg@10 >= id_only"] = _target(ndcg, _value(id_only["ndcg@10"]))
     if "cold_hr@10" in model and "text_zero_shot" in baselines:
+        zero_shot = baselines["text_zero_shot"]
         targets[f"cold: cold_hr@10 >= {COLD_FACTOR} x text_zero_shot"] = _target(
-            _value(model["cold_hr@10"]),
-            COLD_FACTOR * _value(baselines["text_zero_shot"]["cold_hr@10"]))
+            _value(model["cold_hr@10"]), COLD_FACTOR * _value(zero_shot["cold_hr@10"]))
+        # both with their cross-fitted new-item boost (training/evaluate.py): the same target
+        # once a new item's missing popularity is no longer held against it
+        targets[f"cold, both calibrated: cold_hr@10_calibrated >= {COLD_FACTOR} x "
+                "text_zero_shot's"] = _target(
+            _value(model["cold_hr@10_calibrated"]),
+            COLD_FACTOR * _value(zero_shot["cold_hr@10_calibrated"]))
     # converged: stopped by early stopping or at the end of its learning-rate schedule,
     # never by a wall-clock budget
     reasons = {row["stop_reason"] for row in result["training"]}

@@ -60,28 +60,16 @@ def warm_state(live: ScoredModel, vocab: Vocabulary) -> dict[str, Any]:
     """``live``'s weights re-indexed to ``vocab`` by item id; content buffers come from the new
     vocabulary's text, not from here.
 
-    A new item's ID row starts at zero when the model has text: its row is then exactly the
-    text-only row that serving gives a new item (:meth:`ScoredModel.with_new_items`), so the
+    A new item's ID row starts at the learned new-item ID (and its bias at the new-item bias)
+    when the model has text: its row is then exactly the text-only row that serving gives a
+    new item (:meth:`ScoredModel.with_new_items`), so the
     candidate starts where live stands on the new items and the fine-tune moves them from
     there; a random row adds noise that a few epochs on the few post-drift events do not
     remove. An ID-only model has nothing else to start from: random rows."""
-    import torch
+    from training.train import reindex_item_rows
 
     state = {k: v.clone() for k, v in live.model.state_dict().items()
              if not k.startswith("items.content_")}
-    key = "items.id_embedding.weight"
-    if key in state:
-        old = state[key]
-        if live.model.config.use_text:
-            fresh = torch.zeros(vocab.table_rows, old.shape[1])
-        else:
-            fresh = torch.randn(vocab.table_rows, old.shape[1]) * old.shape[1] ** -0.5
-        fresh[0] = 0.0
-        trained = live.base_vocab  # rows added by a catalogue refresh have no ID embedding
-        pairs = [(i, trained.index_of[item]) for i, item in enumerate(vocab.items, start=1)
-                 if item in trained.index_of]
-        if pairs:
-            new_rows, old_rows = zip(*pairs, strict=True)
-            fresh[list(new_rows)] = old[list(old_rows)]
-        state[key] = fresh
-    return state
+    # rows added by a catalogue refresh have no ID embedding: live.base_vocab, not live.vocab
+    return reindex_item_rows(state, live.base_vocab, vocab,
+                             new_id_rows="new" if live.model.config.use_text else "random")

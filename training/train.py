@@ -325,7 +325,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 def load_checkpoint(path: Path) -> tuple[SequenceRecommender, Vocabulary, dict[str, Any]]:
     payload = read_checkpoint(path)
-    config = ModelConfig(**payload["model_config"])
+    # a checkpoint written before the score bias existed has no such key: no bias then
+    config = ModelConfig(**{"item_bias": False, **payload["model_config"]})
     model = SequenceRecommender(config)
     model.load_state_dict(payload["state"])
     model.eval()
@@ -336,22 +337,41 @@ def load_checkpoint(path: Path) -> tuple[SequenceRecommender, Vocabulary, dict[s
 def warm_start_state(checkpoint: Path, vocab: Vocabulary) -> dict[str, torch.Tensor]:
     """A checkpoint's weights re-indexed to ``vocab`` (fine-tuning a live version on new data).
 
-    Item rows (ID embeddings) are matched by item id; items the checkpoint never saw keep the
-    fresh initialisation; content buffers (text vectors) come from the new data, not from here.
+    Item rows (ID embeddings, score biases) are matched by item id; items the checkpoint never
+    saw get fresh random ID rows and the new-item bias; content buffers (text vectors) come
+    from the new data, not from here.
     """
     payload = read_checkpoint(checkpoint)
     old = Vocabulary.from_json(payload["vocab"])
     state = {k: v for k, v in payload["state"].items() if not k.startswith("items.content_")}
+    return reindex_item_rows(state, old, vocab, new_id_rows="random")
+
+
+def reindex_item_rows(state: dict[str, torch.Tensor], old: Vocabulary, vocab: Vocabulary,
+                      *, new_id_rows: str) -> dict[str, torch.Tensor]:
+    """``state``'s per-item rows (ID embedding, score bias) re-indexed from ``old`` to ``vocab``
+    by item id. An item ``old`` lacks gets the new-item bias and, as its ID row, the learned
+    new-item ID (``new_id_rows="new"``: its row is then exactly the row serving gives a new
+    item) or a random row (``"random"``)."""
+    pairs = [(i, old.index_of[item]) for i, item in enumerate(vocab.items, start=1)
+             if item in old.index_of]
+    new_rows, old_rows = (list(x) for x in zip(*pairs, strict=True)) if pairs else ([], [])
     key = "items.id_embedding.weight"
     if key in state:
         weights = state[key]
-        fresh = torch.randn(vocab.table_rows, weights.shape[1]) * weights.shape[1] ** -0.5
+        if new_id_rows == "new":
+            new_id = state.get("items.new_item_id", torch.zeros(weights.shape[1]))
+            fresh = new_id.expand(vocab.table_rows, -1).clone()
+        else:
+            fresh = torch.randn(vocab.table_rows, weights.shape[1]) * weights.shape[1] ** -0.5
         fresh[0] = 0.0
-        new_rows, old_rows = [], []
-        for index, item in enumerate(vocab.items, start=1):
-            if item in old.index_of:
-                new_rows.append(index)
-                old_rows.append(old.index_of[item])
         fresh[new_rows] = weights[old_rows]
         state[key] = fresh
+    key = "items.item_bias.weight"
+    if key in state:
+        bias = torch.full((vocab.table_rows, 1),
+                          float(state.get("items.new_item_bias", torch.zeros(1))[0]))
+        bias[0] = 0.0
+        bias[new_rows] = state[key][old_rows]
+        state[key] = bias
     return state

@@ -11,7 +11,8 @@ from streamrec.core.atomic import write_json_atomic
 from streamrec.core.config import Settings
 
 TABLE_COLUMNS = ("hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "ndcg@10_all", "coverage",
-                 "cold_hr@10", "cold_hr@10_among_cold", "hr@10_cold_test")
+                 "cold_hr@10", "cold_hr@10_calibrated", "cold_hr@10_among_cold",
+                 "hr@10_cold_test")
 
 
 def register(subparsers: Any) -> None:

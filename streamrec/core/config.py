@@ -329,14 +329,16 @@ class TrainerSettings(Section):
     """``streamrec trainer``: the retraining loop."""
 
     schedule_s: float | None = Field(default=None, gt=0)  # also retrain every N seconds
-    cooldown_s: float = Field(default=600.0, ge=0)  # at most one retrain per N seconds
+    # at most one retrain per N seconds; one minute, so that a candidate the gate rejects
+    # (trained on a window still mostly pre-drift) is retried on fresher clicks within minutes
+    cooldown_s: float = Field(default=60.0, ge=0)
     recent_events: int = Field(default=50_000, ge=1)
     min_regime_events: int = Field(default=2_000, ge=0)
     finetune_budget_s: float = Field(default=120.0, gt=0)
     # after a drift's retrain, this many more, followup_every_s apart (cooldown_s still holds),
     # each on fresher post-drift clicks (RetrainPolicy.followups)
-    followups: int = Field(default=0, ge=0)
-    followup_every_s: float | None = Field(default=None, gt=0)
+    followups: int = Field(default=3, ge=0)
+    followup_every_s: float | None = Field(default=60.0, gt=0)
 
 
 class ReplaySettings(Section):
