@@ -53,8 +53,10 @@ class Detection:
     after: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"at": self.at, "detector": self.detector, "hit_rate_before": round(self.before, 4),
-                "hit_rate_after": round(self.after, 4)}
+        """The alarm's fields for a ``model-events`` record; the update count is ``at_update``
+        (the record's own ``at`` is its wall-clock time, which this must not overwrite)."""
+        return {"at_update": self.at, "detector": self.detector,
+                "hit_rate_before": round(self.before, 4), "hit_rate_after": round(self.after, 4)}
 
 
 @dataclass

@@ -93,7 +93,7 @@ class DriftTimeline:
 
     >>> t = DriftTimeline("sasrec", drift_index=100, start_ts=0, step_ms=10)
     >>> t.drift_sent_at = 50.0
-    >>> _ = t.learn_model_event({"type": "drift", "at": 310, "ts": 1_200}, 52.1)
+    >>> _ = t.learn_model_event({"type": "drift", "at": 52_100, "ts": 1_200}, 52.1)
     >>> _ = t.learn_model_event({"type": "retrain", "at": 53_000, "source": "trainer"}, 60.0)
     >>> _ = t.learn_model_event({"type": "promote", "at": 70_000, "model": "sasrec:3"}, 70.1)
     >>> _ = t.learn_recommendation({"event_id": "e9", "model": "sasrec:3"}, 75.5)
@@ -127,10 +127,7 @@ class DriftTimeline:
     @staticmethod
     def wall_s(event: dict[str, Any]) -> float:
         """When a model event happened (seconds since the epoch): its ``at``, the wall clock of
-        the process that wrote it; for a drift alarm the time this run received it, because
-        the alarm's own ``at`` is the detector's update count (it overwrites the wall clock)."""
-        if event.get("type") == "drift":
-            return float(event["received"])
+        the process that wrote it."""
         return float(event["at"]) / 1000
 
     def _of(self, kind: str) -> list[dict[str, Any]]:

@@ -19,16 +19,17 @@ def timeline() -> DriftTimeline:
     return t
 
 
-def drift(index: int) -> dict[str, Any]:
-    # the alarm's own ``at`` is the detector's update count, not the wall clock
-    return {"type": "drift", "at": 7, "ts": index * STEP_MS, "request": "retrain"}
+def drift(index: int, at_s: float) -> dict[str, Any]:
+    # ``at`` is the wall clock of the worker that raised the alarm (ms)
+    return {"type": "drift", "at": int(at_s * 1000), "ts": index * STEP_MS, "request": "retrain",
+            "at_update": 7}
 
 
 def test_a_promoted_drift_retrain_that_served_is_live_with_every_phase() -> None:
     t = timeline()
     t.learn_model_event({"type": "catalog_refresh", "at": 90_000, "model": "sasrec:2"}, 90.1)
     t.learn_recommendation({"event_id": "e1", "model": "sasrec:2"}, 95.0)
-    t.learn_model_event(drift(1_150), 104.0)
+    t.learn_model_event(drift(1_150, 104.0), 104.0)
     t.learn_model_event({"type": "retrain", "at": 106_000, "reason": "drift"}, 190.0)
     t.learn_model_event({"type": "promote", "at": 180_000, "model": "sasrec:3"}, 190.1)
     assert t.new_version == "sasrec:3" and not t.live and t.status() == "promoted, not served yet"
@@ -45,9 +46,9 @@ def test_a_promoted_drift_retrain_that_served_is_live_with_every_phase() -> None
 
 def test_alarms_before_the_drift_are_false_and_their_retrains_are_not_the_answer() -> None:
     t = timeline()
-    t.learn_model_event(drift(900), 95.0)  # before the drift: a false alarm
+    t.learn_model_event(drift(900, 95.0), 95.0)  # before the drift: a false alarm
     t.learn_model_event({"type": "retrain", "at": 96_000}, 150.0)
-    t.learn_model_event(drift(1_080), 103.0)  # the drift's alarm, during that retrain
+    t.learn_model_event(drift(1_080, 103.0), 103.0)  # the drift's alarm, during that retrain
     t.learn_model_event({"type": "promote", "at": 149_000, "model": "sasrec:3"}, 150.1)
     assert t.false_alarms() == 1 and t.detection_delay_events() == 80
     assert t.new_version is None and t.status() == "no retrain started"

@@ -66,6 +66,8 @@ def test_reranker_learns_and_drift_emits_a_retrain_request() -> None:
     events = feedback.drain_events()
     drifts = [e for e in events if e["type"] == DRIFT]
     assert len(drifts) == 1 and drifts[0]["request"] == "retrain" and drifts[0]["worker"] == "w1"
+    # the record's "at" is wall-clock ms (as in every model event), the detector's count apart
+    assert drifts[0]["at"] > 1_600_000_000_000 and 0 < drifts[0]["at_update"] <= 4_000
     reports = [e for e in events if e["type"] == HIT_RATE]
     assert len(reports) == 8 and reports[0]["versions"]["sasrec:1"]["n"] == 500
     assert reranker.n_learned > 0
