@@ -21,7 +21,8 @@ from training.pipeline import load_dataset, log, text_matrix, variant_config
 
 SPACE = {
     "lr": (1e-3, 6e-3),
-    "id_dropout": (0.1, 0.6),
+    "id_dropout": (0.0, 0.5),
+    "content_dropout": (0.0, 0.7),
     "dropout": (0.1, 0.4),
     "batch_size": (64, 128, 256),
 }
@@ -31,6 +32,7 @@ def suggest(trial: Any) -> dict[str, Any]:
     return {
         "lr": trial.suggest_float("lr", *SPACE["lr"], log=True),
         "id_dropout": trial.suggest_float("id_dropout", *SPACE["id_dropout"]),
+        "content_dropout": trial.suggest_float("content_dropout", *SPACE["content_dropout"]),
         "dropout": trial.suggest_float("dropout", *SPACE["dropout"]),
         "batch_size": trial.suggest_categorical("batch_size", list(SPACE["batch_size"])),
     }
