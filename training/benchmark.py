@@ -99,11 +99,12 @@ def run_benchmark(
     log(f"eval: {len(runs)} trainings, {len(missing)} to train ({jobs} jobs), "
         f"{len(runs) - len(missing)} reused")
     with _pool(jobs) as pool:
-        # baselines first: a few seconds each on one thread, then the trainings
-        fitted = {seed: pool.submit(_baselines, split, colds[seed], vectors, cold_vectors[seed],
-                                    seed) for seed in seeds}
+        # trainings first, then the baselines (~30 s per seed on one thread): with an odd
+        # number of trainings the baselines fill the core the last training leaves idle
         futures = [_submit(pool, dataset, run, overrides, progress and jobs == 1)
                    for run in missing]
+        fitted = {seed: pool.submit(_baselines, split, colds[seed], vectors, cold_vectors[seed],
+                                    seed) for seed in seeds}
         for done, future in enumerate(as_completed(futures), 1):
             future.result()
             log(f"eval: {done}/{len(futures)} trainings done")
@@ -328,15 +329,11 @@ def _targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if id_only is not None:
         targets["warm: ndcg@10 >= id_only"] = _target(ndcg, _value(id_only["ndcg@10"]))
     if "cold_hr@10" in model and "text_zero_shot" in baselines:
+        # the calibrated rows (training/evaluate.py) are a diagnostic, not a target: a scorer
+        # that is weak on known items (zero-shot) loses nothing by lifting every new item
         zero_shot = baselines["text_zero_shot"]
         targets[f"cold: cold_hr@10 >= {COLD_FACTOR} x text_zero_shot"] = _target(
             _value(model["cold_hr@10"]), COLD_FACTOR * _value(zero_shot["cold_hr@10"]))
-        # both with their cross-fitted new-item boost (training/evaluate.py): the same target
-        # once a new item's missing popularity is no longer held against it
-        targets[f"cold, both calibrated: cold_hr@10_calibrated >= {COLD_FACTOR} x "
-                "text_zero_shot's"] = _target(
-            _value(model["cold_hr@10_calibrated"]),
-            COLD_FACTOR * _value(zero_shot["cold_hr@10_calibrated"]))
     # converged: stopped by early stopping or at the end of its learning-rate schedule,
     # never by a wall-clock budget
     reasons = {row["stop_reason"] for row in result["training"]}

@@ -27,7 +27,9 @@ warm and held-out targets in their natural proportion, ranked against the whole 
 boost (a multiple of the scores' standard deviation, from a grid) that maximises HR@10 over all
 those clicks. Users are split in two halves; each half's cold cases are scored with the boost
 fitted on the other half's calibration cases (cross-fitting), so no case picks its own boost.
-Every scorer gets the same procedure (the model and text zero-shot alike).
+Every scorer gets the same procedure (the model and text zero-shot alike). It is a diagnostic,
+not a target: it says whether lifting new items would pay for the clicks on known items it
+costs (for a scorer that is weak on known items, such as text zero-shot, it costs nothing).
 """
 
 from __future__ import annotations
