@@ -47,11 +47,19 @@ class ScoredModel:
         with torch.no_grad():
             rows = self.model.items.new_item_vectors(
                 torch.from_numpy(np.asarray(text_vectors, dtype=np.float32)))
+        return self.with_item_rows(items, rows.numpy())
+
+    def with_item_rows(self, items: list[str], rows: np.ndarray) -> ScoredModel:
+        """This version with ``items`` appended with the given item rows [n, d] (e.g. the rows
+        a catalogue refresh appended to the served version's table), same weights."""
+        import torch
+
         extended = ScoredModel.__new__(ScoredModel)
         extended.model, extended.label, extended.result = self.model, self.label, self.result
         extended.vocab = Vocabulary([*self.vocab.items, *items])
         extended.base_vocab = self.base_vocab
-        extended.table = torch.cat([self.table, rows])
+        extended.table = torch.cat([self.table, torch.from_numpy(
+            np.asarray(rows, dtype=np.float32).reshape(len(items), self.table.shape[1]))])
         return extended
 
     def scores(self, sequences: list[list[str]]) -> np.ndarray:

@@ -93,7 +93,8 @@ class Trainer:
         if checkpoint is None:
             raise UserError(f"{self.model_dir.name}:{version} names no checkpoint to train from")
         model, vocab, _ = load_checkpoint(Path(checkpoint))
-        return ScoredModel(model, vocab, f"{self.settings.triton.model_name}:{version}")
+        live = ScoredModel(model, vocab, f"{self.settings.triton.model_name}:{version}")
+        return with_served_rows(live, self.model_dir / str(version))
 
     # --- one retrain ---------------------------------------------------------------------
     def retrain(self, reason: str, recent: Interactions) -> dict[str, Any]:
@@ -187,6 +188,25 @@ class Trainer:
         self.decisions.append(event)
         log.warning("model-events: %s", event)
         return event
+
+
+def with_served_rows(live: ScoredModel, version_dir: Path) -> ScoredModel:
+    """``live`` with the rows its served table has beyond the checkpoint's vocabulary: the items
+    a catalogue refresh appended as text rows. The gate then compares a candidate with what is
+    served; the checkpoint alone scores those items 0, which flattered every candidate trained
+    after new items arrived."""
+    import onnx
+    from onnx import numpy_helper
+
+    from training.catalog import TABLE
+
+    served = versions.Vocabulary.load(version_dir)
+    added = [item for item in served.items if item not in live.vocab.index_of]
+    if not added:
+        return live
+    graph = onnx.load(str(version_dir / versions.MODEL_FILE)).graph
+    table = next(numpy_helper.to_array(t) for t in graph.initializer if t.name == TABLE)
+    return live.with_item_rows(added, table[[served.index_of[item] for item in added]])
 
 
 def fit_summary(candidate: ScoredModel) -> dict[str, Any]:

@@ -133,3 +133,48 @@ def test_direct_dataset_round_trip_without_text(tmp_path: Path) -> None:
     dataset = load_dataset(str(log))
     assert dataset.texts is None and len(dataset.catalog) == 30
     _round_trip(dataset, None, "id", tmp_path)
+
+
+class _FixedEncoder:
+    """Stands in for MiniLM: a fixed vector per text."""
+
+    def __init__(self, vectors: dict[str, np.ndarray]) -> None:
+        self.vectors = vectors
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.stack([self.vectors[t] for t in texts]).astype(np.float32)
+
+
+def test_the_gate_sees_live_with_the_rows_the_catalogue_refresh_served(tmp_path: Path) -> None:
+    from training.catalog import refresh_catalog
+    from training.scored_model import ScoredModel
+    from training.trainer import with_served_rows
+
+    log = tmp_path / "clicks.jsonl"
+    _click_log(log, users=20)
+    dataset = load_dataset(str(log))
+    split = LeaveOneOut.from_interactions(dataset.interactions, dataset.catalog)
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(split.vocab.table_rows, 384)).astype(np.float32)
+    vectors[0] = 0.0
+    checkpoint = tmp_path / "artifacts" / "text+id.pt"
+    train_variant(dataset, split, vectors, "text+id", 0, checkpoint, overrides=TINY,
+                  progress=False)
+    repo = _repository(tmp_path)
+    first = publish_version(checkpoint, repo, "sasrec")
+    new_text = {"new-a": rng.normal(size=384), "new-b": rng.normal(size=384)}
+    served = refresh_catalog(repo / "sasrec" / str(first), {"new-a": "new-a", "new-b": "new-b"},
+                             _FixedEncoder(new_text))
+    assert served == first + 1
+    model, vocab, _ = load_checkpoint(checkpoint)
+    live = with_served_rows(ScoredModel(model, vocab, "sasrec:2"), repo / "sasrec" / str(served))
+    assert live.vocab.items[-2:] == ("new-a", "new-b") and live.base_vocab == vocab
+    # the served rows are the item tower's: what the torch model gives the same text
+    expected = ScoredModel(model, vocab, "x").with_new_items(
+        ["new-a", "new-b"], np.stack([new_text["new-a"], new_text["new-b"]]))
+    np.testing.assert_allclose(live.table.numpy(), expected.table.numpy(), rtol=1e-4, atol=1e-5)
+    scores = live.scores([["item1", "item2"]])
+    assert scores.shape == (1, len(vocab) + 3) and np.isfinite(scores[0, -2:]).all()
+    # a version without refreshed items is the checkpoint as it was
+    assert with_served_rows(ScoredModel(model, vocab, "sasrec:1"),
+                            repo / "sasrec" / str(first)).vocab == vocab
