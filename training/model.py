@@ -11,21 +11,18 @@ The normalisation puts an item without an ID source (a new item, or a known one 
 on the same scale as a known item. "ID dropout" replaces an item's ID source at random (per item
 per batch, as inputs and as softmax targets) with one learned *new-item* vector, so the text
 projection is trained to stand in for the ID: that is how a new item, which has no trained ID
-embedding, becomes recommendable from its text (``new_item_vectors``). The new-item vector is
-the learned prior of an item known only by its content: without it (a zero ID source) a new
-item's row carried no share of the ID space's "this item gets clicked" direction and scored
-below every popular known item.
+embedding, becomes recommendable from its text (``new_item_vectors``). Content dropout on the
+text vectors keeps the projection from memorising each known item by its text, which says
+nothing about an item it has never seen.
 
 Scores are dot products between the sequence's last hidden state and every item's fused vector
 (full softmax over the catalogue in training). With ``item_bias`` the last coordinate of every
 item vector is a learned score bias instead (the item's own for a known item, one shared
 *new-item bias* for an item without an ID) and the last coordinate of the hidden state is the
 constant 1, so ``hidden @ table.T`` is "taste match + bias" with the served interface unchanged.
-The bias carries each known item's popularity; the new-item bias is trained by ID dropout to
-give the items scored without an ID their share of the clicks, so a new item's text-only row
-competes with popular known items on its content alone. Without it a new item's row scored
-below popular known items however well its text matched (held-out items: whole-catalogue
-HR@10 0.002-0.025 against 0.34-0.49 among the held-out items).
+Measured (README, "The model"): the bias raised seed 0's validation NDCG@10 (0.1121 -> 0.1209);
+it did not make new items competitive with popular known items in a whole-catalogue ranking
+(the learned biases stay small: popularity lives in the taste match).
 """
 
 from __future__ import annotations
