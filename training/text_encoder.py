@@ -167,3 +167,32 @@ def cached_item_vectors(
     np.save(buffer, vectors)
     write_bytes_atomic(path, buffer.getvalue())
     return vectors
+
+
+class ItemTextVectors:
+    """Item id -> text vector, each item's text embedded once for this object's life: a retrain
+    (the trainer's, or the replay's) then embeds only items it has never seen; re-embedding a
+    whole vocabulary took ~2 minutes of a retrain on a loaded 2-core machine. An item without
+    text is embedded as ``""``."""
+
+    def __init__(self, texts: dict[str, str], model_repository: Path, cache_dir: Path) -> None:
+        self.texts = texts
+        self.model_repository = model_repository
+        self.cache_dir = cache_dir
+        self._rows: dict[str, np.ndarray] = {}
+
+    def embed(self, items: list[str] | None = None) -> int:
+        """Embed ``items`` (default: every item with text) not embedded yet; how many were."""
+        missing = [i for i in dict.fromkeys(self.texts if items is None else items)
+                   if i not in self._rows]
+        if missing:
+            vectors = cached_item_vectors([self.texts.get(i, "") for i in missing],
+                                          self.model_repository, self.cache_dir)
+            self._rows.update(zip(missing, vectors, strict=True))
+        return len(missing)
+
+    def matrix(self, items: list[str]) -> np.ndarray:
+        """[len(items)+1, 384] text rows in ``items``' order (row 0: padding)."""
+        self.embed(items)
+        rows = [self._rows[i] for i in items]
+        return np.vstack([np.zeros((1, DIM), np.float32), *rows]).astype(np.float32)

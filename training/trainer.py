@@ -58,7 +58,10 @@ class Trainer:
         self.watch = watch or PromotionWatch()
         self.counters = {"requests": 0, "retrain": 0, "promote": 0, "reject": 0, "rollback": 0}
         self.decisions: list[dict[str, Any]] = []
-        self._text_rows: dict[str, np.ndarray] = {}  # item -> text vector (embed_texts)
+        from training.text_encoder import ItemTextVectors
+
+        self._text_rows = None if texts is None else ItemTextVectors(
+            texts, settings.triton.model_repository, settings.artifacts / "text-vectors")
 
     @property
     def policy(self) -> RetrainPolicy:
@@ -155,31 +158,13 @@ class Trainer:
 
     def embed_texts(self, items: list[str] | None = None) -> int:
         """Embed the text of ``items`` (default: every item with text) that is not embedded
-        yet, once per item for the trainer's life: a retrain then embeds only items it has
-        never seen (on a loaded 2-core machine MiniLM took ~50 ms per item, two minutes of a
-        retrain for a 1,000-item vocabulary). Returns how many were embedded."""
-        if self.texts is None:
-            return 0
-        from training.text_encoder import cached_item_vectors
-
-        missing = [i for i in dict.fromkeys(self.texts if items is None else items)
-                   if i not in self._text_rows]
-        if missing:
-            vectors = cached_item_vectors([self.texts.get(i, "") for i in missing],
-                                          self.settings.triton.model_repository,
-                                          self.settings.artifacts / "text-vectors")
-            self._text_rows.update(zip(missing, vectors, strict=True))
-        return len(missing)
+        yet, once per item for the trainer's life (:class:`ItemTextVectors`). Returns how
+        many were embedded."""
+        return 0 if self._text_rows is None else self._text_rows.embed(items)
 
     def _text_vectors(self, items: list[str]) -> np.ndarray | None:
         """[len(items)+1, 384] text rows in ``items``' order (row 0: padding)."""
-        if self.texts is None:
-            return None
-        from training.text_encoder import DIM
-
-        self.embed_texts(items)
-        rows = [self._text_rows[i] for i in items]
-        return np.vstack([np.zeros((1, DIM), np.float32), *rows]).astype(np.float32)
+        return None if self._text_rows is None else self._text_rows.matrix(items)
 
     def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Record a decision as a model event (the service puts it on ``model-events``)."""

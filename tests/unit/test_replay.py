@@ -201,24 +201,24 @@ def test_adaptive_loop_retrains_and_reports(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_item_text_is_embedded_once_per_replayer(monkeypatch: pytest.MonkeyPatch) -> None:
-    import training.pipeline as pipeline
+    import training.text_encoder as text_encoder
 
     replayer = tiny()
     calls: list[list[str]] = []
 
-    def text_matrix(dataset: Any, items: list[str], settings: Any) -> np.ndarray:
-        calls.append(list(items))
-        vectors = np.zeros((len(items) + 1, 4), dtype=np.float32)
-        for row, item in enumerate(items, start=1):
-            vectors[row] = hash(item) % 1_000
-        return vectors
+    def cached_item_vectors(texts: list[str], *_: Any) -> np.ndarray:
+        calls.append(list(texts))
+        return np.array([[hash(t) % 1_000] * text_encoder.DIM for t in texts], np.float32)
 
-    monkeypatch.setattr(pipeline, "text_matrix", text_matrix)
+    monkeypatch.setattr(text_encoder, "cached_item_vectors", cached_item_vectors)
     catalog = [c.item_id for c in replayer.data.catalog]
+    texts = replayer.data.texts
+    assert texts is not None
     first = replayer.text_vectors_for(catalog[5:8])
     again = replayer.text_vectors_for([catalog[7], catalog[5], "not-in-catalogue"])
-    assert len(calls) == 2 and calls[0] == catalog and calls[1] == ["not-in-catalogue"]
+    assert len(calls) == 2 and calls[0] == [texts.get(i, "") for i in catalog]
+    assert calls[1] == [""]  # an item without text, embedded once when first asked for
     assert first is not None and again is not None
-    assert first.shape == (4, 4) and not first[0].any()  # row 0 = padding
+    assert first.shape == (4, text_encoder.DIM) and not first[0].any()  # row 0 = padding
     np.testing.assert_array_equal(again[1], first[3])  # rows follow the asked order
     np.testing.assert_array_equal(again[2], first[1])

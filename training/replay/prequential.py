@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -33,11 +33,13 @@ from streams.feedback import AdaptiveFeedback, FeedbackOutcome, FeedbackTracker
 from streams.rerank import OnlineReranker, RerankConfig
 from streams.signals import InMemorySignals, Transition
 from streams.state import UserState
-from training.data import Interactions
 from training.replay.adaptive_loop import AdaptiveLoop
 from training.replay.data import ReplayData
 from training.replay.frozen_model import ModelUnavailableError, train_frozen
 from training.replay.rankers import BiasedMFRanker, CovisitRanker, Observers, PopularRanker
+
+if TYPE_CHECKING:
+    from training.text_encoder import ItemTextVectors
 
 VARIANTS = ("popular", "covisit", "biased_mf", "frozen", "reranked", "adaptive")
 # what `streamrec replay` runs unless --variants says otherwise: not BiasedMF (a weak baseline,
@@ -171,7 +173,7 @@ class Replayer:
         self._frozen: Any = None
         self._frozen_info: dict[str, Any] = {}
         self._memo: MemoModel | None = None
-        self._text_rows: dict[str, np.ndarray] = {}  # item -> text vector, embedded once
+        self._text_rows: ItemTextVectors | None = None  # item text, embedded once
 
     # --- shared plumbing -------------------------------------------------------------------
     def engine(self, *, model: Any = None, ranker: Any = None,
@@ -325,21 +327,14 @@ class Replayer:
         their time."""
         if self.data.texts is None:
             return None
-        from training.pipeline import Dataset, text_matrix
+        if self._text_rows is None:
+            from training.text_encoder import ItemTextVectors
 
-        missing = [item for item in dict.fromkeys(items) if item not in self._text_rows]
-        if missing:
-            if not self._text_rows:
-                catalog = [c.item_id for c in self.data.catalog]
-                missing = list(dict.fromkeys([*catalog, *missing]))
-            dataset = Dataset(self.data.name, Interactions([], [], []),
-                              [c.item_id for c in self.data.catalog], self.data.texts)
-            vectors = text_matrix(dataset, missing, self.settings)
-            assert vectors is not None
-            self._text_rows.update(zip(missing, vectors[1:], strict=True))
-        rows = [self._text_rows[item] for item in items]
-        dim = rows[0].shape[0] if rows else 384
-        return np.vstack([np.zeros((1, dim), dtype=np.float32), *[r[None] for r in rows]])
+            self._text_rows = ItemTextVectors(self.data.texts,
+                                              self.settings.triton.model_repository,
+                                              self.settings.artifacts / "text-vectors")
+            self._text_rows.embed([c.item_id for c in self.data.catalog])
+        return self._text_rows.matrix(items)
 
 
 def ensure_variants(names: Sequence[str]) -> list[str]:
