@@ -57,7 +57,11 @@ def test_onnx_top_k_equals_torch(tmp_path: Path) -> None:
         expected = top_k_indices(mask_scores(reference, [list(e) for e in exclude]), 100)
         assert items.shape == (batch, 100) and items.dtype == np.int64
         assert scores.dtype == np.float32
-        np.testing.assert_array_equal(items, expected)
+        # the same ranking: rank by rank the same reference score (two items whose scores differ
+        # by float noise between ONNX Runtime and torch may swap; any other difference fails)
+        np.testing.assert_allclose(np.take_along_axis(reference, items, 1),
+                                   np.take_along_axis(reference, expected, 1), atol=1e-5)
+        assert (items == expected).mean() > 0.99
         np.testing.assert_allclose(scores, np.take_along_axis(reference, expected, 1), atol=1e-5)
         assert not (items == 0).any()
         for row, excluded in zip(items, exclude, strict=True):
