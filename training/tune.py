@@ -5,7 +5,7 @@ of one training; the test items are never looked at. Poor trials are pruned afte
 (median of earlier trials at the same epoch). The first trial is the current defaults, so the
 study says how far the search moved from them. Usage::
 
-    python -m training.tune --trials 24 --jobs 2 [--timeout-s 2400] [--storage study.log] [--json]
+    python -m training.tune --trials 40 --jobs 2 [--timeout-s 2400] [--storage study.log] [--json]
 
 runs ``--jobs`` worker processes (one core each) on one study kept in an Optuna journal file;
 prints each trial and the best parameters (the last stdout line is JSON with ``--json``).
