@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamrec.core.events import ClickEvent
+from streamrec.core.metrics import hit_rate_at_k
 
 K = 10
 
@@ -73,7 +74,7 @@ def hit_rate(scores_of: Callable[[np.ndarray], np.ndarray], pairs: np.ndarray,
     scores[np.arange(len(pairs)), pairs[:, 0]] = -np.inf
     target = scores[np.arange(len(pairs)), pairs[:, 1]]
     ranks = (scores >= target[:, None]).sum(axis=1) - 1
-    return float(np.mean(ranks < K))
+    return hit_rate_at_k(ranks, K)
 
 
 class ContentTransition:
